@@ -1,0 +1,1 @@
+"""Kafka wire formats as bytes in, values out: no sockets, no files (sans-IO)."""
