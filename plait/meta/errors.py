@@ -19,7 +19,9 @@ class MetaClosedError(MetaError):
 
     def __init__(self, what: str) -> None:
         self.what = what
-        super().__init__(f"{what} is closed; open a new one with plait.meta.open_meta()")
+        super().__init__(
+            f"{what} is closed; open a new one with plait.meta.open_meta()"
+        )
 
 
 class LeaseNotFoundError(MetaError):
@@ -47,7 +49,9 @@ class MetaUnavailableError(MetaError):
         self.outcome_unknown = outcome_unknown
         detail = f"metadata store at {url} unavailable: {reason}"
         if outcome_unknown:
-            detail += " (the write may or may not have been applied; re-read before retrying)"
+            detail += (
+                " (the write may or may not have been applied; re-read before retrying)"
+            )
         super().__init__(detail)
 
 
@@ -59,7 +63,9 @@ class WatchCancelledError(MetaError):
     start a new watch from the current revision.
     """
 
-    def __init__(self, prefix: bytes, reason: str, *, compact_revision: int = 0) -> None:
+    def __init__(
+        self, prefix: bytes, reason: str, *, compact_revision: int = 0
+    ) -> None:
         self.prefix = prefix
         self.reason = reason
         self.compact_revision = compact_revision
@@ -88,4 +94,6 @@ class BackendError(MetaError):
     def __init__(self, url: str, code: int, message: str) -> None:
         self.url = url
         self.code = code
-        super().__init__(f"metadata store at {url} rejected the request: code {code}: {message}")
+        super().__init__(
+            f"metadata store at {url} rejected the request: code {code}: {message}"
+        )

@@ -39,8 +39,9 @@ CompareOp = Literal["==", "!=", "<", ">"]
 class Compare:
     """One guard of a transaction.
 
-    A missing key has value ``b""``-less semantics as in etcd: its version,
-    create_revision and mod_revision are 0, and a VALUE compare against it is false.
+    As in etcd, a missing key has version, create_revision and mod_revision 0, and
+    a VALUE compare against it is false whatever the operator (a missing value is
+    not the same as ``b""``). Integer targets take an ``int`` operand, VALUE ``bytes``.
     """
 
     key: bytes
@@ -49,23 +50,23 @@ class Compare:
     operand: bytes | int
 
     @classmethod
-    def value(cls, key: bytes, op: CompareOp, value: bytes) -> "Compare":
+    def value(cls, key: bytes, op: CompareOp, value: bytes) -> Compare:
         return cls(key, CompareTarget.VALUE, op, value)
 
     @classmethod
-    def version(cls, key: bytes, op: CompareOp, version: int) -> "Compare":
+    def version(cls, key: bytes, op: CompareOp, version: int) -> Compare:
         return cls(key, CompareTarget.VERSION, op, version)
 
     @classmethod
-    def mod_revision(cls, key: bytes, op: CompareOp, revision: int) -> "Compare":
+    def mod_revision(cls, key: bytes, op: CompareOp, revision: int) -> Compare:
         return cls(key, CompareTarget.MOD_REVISION, op, revision)
 
     @classmethod
-    def create_revision(cls, key: bytes, op: CompareOp, revision: int) -> "Compare":
+    def create_revision(cls, key: bytes, op: CompareOp, revision: int) -> Compare:
         return cls(key, CompareTarget.CREATE_REVISION, op, revision)
 
     @classmethod
-    def absent(cls, key: bytes) -> "Compare":
+    def absent(cls, key: bytes) -> Compare:
         """True when ``key`` does not exist (etcd idiom: create_revision == 0)."""
         return cls(key, CompareTarget.CREATE_REVISION, "==", 0)
 
