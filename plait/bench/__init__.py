@@ -1,0 +1,1 @@
+"""Benchmarks behind ``plait bench``: measurements, never pass/fail tests."""

@@ -1,0 +1,39 @@
+"""Pieces shared by CLI commands: opening the data dir, progress on a terminal."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from plait.client.connect import EmbeddedClient
+
+
+def data_dir(ctx: click.Context) -> str:
+    return str(ctx.find_root().obj["data_dir"])
+
+
+def open_embedded(ctx: click.Context, **options: object) -> EmbeddedClient:
+    return EmbeddedClient(data_dir(ctx), **options)  # type: ignore[arg-type]
+
+
+@contextmanager
+def progress(description: str, total: int | None = None) -> Iterator[Progress | None]:
+    """A progress bar on stderr when it is a terminal; nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        bar.add_task(description, total=total)
+        yield bar

@@ -1,0 +1,146 @@
+"""Open a plait deployment by URL: ``embedded:DIR`` today, a broker address later."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from plait.client.errors import InvalidUrlError
+from plait.log import FsyncPolicy, Log, LogConfig, TopicInfo
+from plait.meta.interface import MetaStore
+
+if TYPE_CHECKING:
+    from plait.client.consumer import Consumer
+    from plait.client.producer import Producer
+
+DEFAULT_DATA_DIR = "./plait-data"
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionDescription:
+    partition: int
+    log_start_offset: int
+    log_end_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopicDescription:
+    name: str
+    partitions: tuple[PartitionDescription, ...]
+
+
+def _open_meta(url: str) -> MetaStore:
+    # Imported late: the etcd backend pulls in an HTTP client nobody else needs.
+    from plait.meta.url import open_meta
+
+    return open_meta(url)
+
+
+class EmbeddedClient:
+    """Everything in this process: the segment log in ``path`` and its metadata store.
+
+    The data dir is locked while the client is open (DataDirLockedError for a
+    second process). Offsets and group generations live in the metadata store,
+    SQLite in ``path/meta.sqlite`` unless ``meta`` names another one (for example
+    ``etcd://host:2379``).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        meta: str | None = None,
+        fsync: str | FsyncPolicy | None = None,
+        log_config: LogConfig | None = None,
+    ) -> None:
+        self.path = Path(path)
+        config = log_config or LogConfig()
+        if fsync is not None:
+            policy = fsync if isinstance(fsync, FsyncPolicy) else FsyncPolicy.parse(fsync)
+            config = _with_fsync(config, policy)
+        self.log_config = config
+        self.log = Log.open(self.path, config)
+        try:
+            self.meta = _open_meta(meta or f"sqlite:{self.path / 'meta.sqlite'}")
+        except BaseException:
+            self.log.close()
+            raise
+        from plait.client.coordinator import CoordinatorRegistry
+
+        self.coordinators = CoordinatorRegistry(self)
+        self._closed = False
+
+    # Topics -------------------------------------------------------------------------
+    def create_topic(self, name: str, partitions: int = 1) -> TopicInfo:
+        return self.log.create_topic(name, partitions)
+
+    def delete_topic(self, name: str) -> None:
+        self.log.delete_topic(name)
+
+    def list_topics(self) -> list[str]:
+        return self.log.list_topics()
+
+    def describe_topic(self, name: str) -> TopicDescription:
+        info = self.log.describe(name)
+        parts = tuple(
+            PartitionDescription(p.index, p.log_start_offset, p.log_end_offset)
+            for p in self.log.partitions(info.name)
+        )
+        return TopicDescription(info.name, parts)
+
+    # Clients ------------------------------------------------------------------------
+    def producer(self, **options: object) -> "Producer":
+        from plait.client.producer import Producer
+
+        return Producer(self, **options)  # type: ignore[arg-type]
+
+    def consumer(self, topics: list[str] | None = None, **options: object) -> "Consumer":
+        from plait.client.consumer import Consumer
+
+        consumer = Consumer(self, **options)  # type: ignore[arg-type]
+        if topics:
+            consumer.subscribe(topics)
+        return consumer
+
+    def close(self) -> None:
+        """Close every coordinator, the metadata store and the log (flushing it)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.coordinators.close()
+        try:
+            self.meta.close()
+        finally:
+            self.log.close()
+
+    def __enter__(self) -> "EmbeddedClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _with_fsync(config: LogConfig, policy: FsyncPolicy) -> LogConfig:
+    from dataclasses import replace
+
+    return replace(config, fsync=policy)
+
+
+def connect(url: str = f"embedded:{DEFAULT_DATA_DIR}", **options: object) -> EmbeddedClient:
+    """Open plait at ``url``.
+
+    ``embedded:DIR`` (or ``embedded://DIR``) runs everything in this process on the
+    data dir DIR. Keyword options go to the client (``meta=``, ``fsync=``).
+    """
+    scheme, sep, rest = url.partition(":")
+    if not sep:
+        raise InvalidUrlError(url, "expected 'embedded:DIR'")
+    if scheme == "embedded":
+        path = rest[2:] if rest.startswith("//") else rest
+        if not path:
+            raise InvalidUrlError(url, "the embedded URL names no data dir")
+        return EmbeddedClient(path, **options)  # type: ignore[arg-type]
+    raise InvalidUrlError(url, f"unknown scheme {scheme!r}; plait understands 'embedded:'")
+
