@@ -190,3 +190,14 @@ class QueueWatch:
         tb: TracebackType | None,
     ) -> None:
         self.cancel()
+
+
+def check_compares(compares: Sequence[Compare]) -> None:
+    """Reject malformed guards before anything runs, on every backend alike."""
+    for c in compares:
+        want: type = bytes if c.target is CompareTarget.VALUE else int
+        if type(c.operand) is not want or c.op not in ("==", "!=", "<", ">"):
+            raise TxnError(
+                f"compare on {c.key!r}: expected {c.target.value} {{== != < >}} "
+                f"{want.__name__}, got {c.op!r} {type(c.operand).__name__}"
+            )

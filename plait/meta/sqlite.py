@@ -24,7 +24,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, Self, TypeVar
 
 from plait.errors import ConfigError
-from plait.meta._common import QueueWatch, check_branch, compare_holds, prefix_end
+from plait.meta._common import (
+    QueueWatch,
+    check_branch,
+    check_compares,
+    compare_holds,
+    prefix_end,
+)
 from plait.meta._sqlite_watch import Dispatcher
 from plait.meta.errors import LeaseNotFoundError, MetaClosedError, MetaUnavailableError
 from plait.meta.interface import (
@@ -348,6 +354,7 @@ class SqliteMetaStore:
         success: Sequence[Op] = (),
         failure: Sequence[Op] = (),
     ) -> TxnResult:
+        check_compares(compares)
         check_branch(success, "success")
         check_branch(failure, "failure")
 

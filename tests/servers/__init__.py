@@ -1,0 +1,1 @@
+"""Helpers that start real servers (etcd, ...) on free loopback ports for tests."""

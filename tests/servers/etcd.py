@@ -1,0 +1,222 @@
+"""Start real etcd servers for tests: one member, or a 3-member cluster with faults.
+
+Each member listens on free loopback ports with its own temp data dir, is declared
+ready when ``/health`` answers ``"true"`` (a leader exists), and is stopped by its pid.
+Without an etcd binary the helpers skip, except under ``CI=true`` where a missing
+server is a failure: a green CI run must mean the etcd backend was exercised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+# Short Raft timers: elections after a SIGKILL finish in about a second, and etcd's
+# minimum lease TTL (1.5 election timeouts) drops to 1s, which keeps lease tests fast.
+HEARTBEAT_MS = 50
+ELECTION_MS = 500
+
+
+def etcd_binary() -> str:
+    """Path of etcd, or skip (fail under CI=true) when it is not installed."""
+    found = shutil.which("etcd") or (
+        "/usr/bin/etcd" if os.path.exists("/usr/bin/etcd") else None
+    )
+    if found is None:
+        msg = "etcd not installed (Debian package etcd-server); the etcd backend was not tested"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _post(url: str, body: dict[str, object], timeout: float = 2.0) -> dict[str, object]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        out: dict[str, object] = json.loads(resp.read())
+        return out
+
+
+@dataclass
+class EtcdMember:
+    name: str
+    data_dir: Path
+    client_port: int = field(default_factory=free_port)
+    peer_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    cluster: str = ""  # --initial-cluster value
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
+
+    def start(self) -> None:
+        client = f"http://{self.endpoint}"
+        args = [
+            etcd_binary(),
+            f"--name={self.name}",
+            f"--data-dir={self.data_dir}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={self.peer_url}",
+            f"--initial-advertise-peer-urls={self.peer_url}",
+            f"--initial-cluster={self.cluster or f'{self.name}={self.peer_url}'}",
+            "--initial-cluster-state=new",
+            "--initial-cluster-token=plait-test",
+            f"--heartbeat-interval={HEARTBEAT_MS}",
+            f"--election-timeout={ELECTION_MS}",
+            "--logger=zap",
+            "--log-level=warn",
+        ]
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.data_dir.parent / f"{self.name}.log", "ab")  # noqa: SIM115 - owned by proc
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the member by its pid and reap it."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(
+                f"http://{self.endpoint}/health", timeout=1
+            ) as r:
+                return bool(json.loads(r.read()).get("health") == "true")
+        except (OSError, ValueError):
+            return False
+
+    def status(self) -> dict[str, object]:
+        """The maintenance status: this member's id (header.member_id) and the leader's."""
+        return _post(f"http://{self.endpoint}/v3/maintenance/status", {})
+
+    def log_tail(self) -> str:
+        path = self.data_dir.parent / f"{self.name}.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+
+def wait_healthy(members: list[EtcdMember], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for m in members:
+            if m.proc is not None and m.proc.poll() is not None:
+                raise RuntimeError(
+                    f"etcd {m.name} exited with {m.proc.returncode}:\n{m.log_tail()}"
+                )
+        if all(m.healthy() for m in members):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(
+        f"etcd not healthy after {timeout}s:\n"
+        + "\n".join(m.log_tail() for m in members)
+    )
+
+
+class EtcdCluster:
+    """``size`` members on loopback; can SIGKILL the leader and restart a member."""
+
+    def __init__(self, base: Path, size: int = 3) -> None:
+        self.members = [EtcdMember(f"m{i}", base / f"m{i}") for i in range(size)]
+        initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+        for m in self.members:
+            m.cluster = initial
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [m.endpoint for m in self.members]
+
+    @property
+    def url(self) -> str:
+        return "etcd://" + ",".join(self.endpoints)
+
+    def start(self) -> None:
+        for m in self.members:
+            m.start()
+        wait_healthy(self.members)
+
+    def leader(self, timeout: float = 15.0) -> EtcdMember:
+        """The member the live members agree leads, found via /v3/maintenance/status."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for m in self.members:
+                if not m.alive:
+                    continue
+                try:
+                    st = m.status()
+                except (OSError, ValueError):
+                    continue
+                header = st.get("header")
+                me = header.get("member_id") if isinstance(header, dict) else None
+                if me is not None and st.get("leader") == me:
+                    return m
+            time.sleep(0.05)
+        raise TimeoutError("no etcd leader found")
+
+    def kill_leader(self) -> EtcdMember:
+        leader = self.leader()
+        leader.kill(signal.SIGKILL)
+        return leader
+
+    def restart(self, member: EtcdMember) -> None:
+        """Start a killed member again on its data dir and wait until it serves."""
+        member.start()
+        wait_healthy([member])
+
+    def stop(self) -> None:
+        for m in self.members:
+            m.kill(signal.SIGTERM)
+
+
+@contextmanager
+def etcd_server(base: Path) -> Iterator[EtcdMember]:
+    """One etcd member, started and stopped around the block."""
+    member = EtcdMember("solo", base / "solo")
+    member.start()
+    try:
+        wait_healthy([member])
+        yield member
+    finally:
+        member.kill(signal.SIGTERM)
+
+
+@contextmanager
+def etcd_cluster(base: Path, size: int = 3) -> Iterator[EtcdCluster]:
+    cluster = EtcdCluster(base, size)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
