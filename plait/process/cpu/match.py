@@ -1,0 +1,60 @@
+"""CPU match on Hyperscan (block mode, literal patterns).
+
+Why one scan per batch: calling Hyperscan once per record costs a Python round trip each;
+instead the batch's contiguous Arrow data buffer is scanned once, and each hit (pattern
+id, end offset) is mapped back to its record by binary search over the offsets. A literal
+has a fixed length, so a hit whose start falls before its record's first byte spans two
+records and is discarded.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import hyperscan
+import numpy as np
+import pyarrow as pa
+
+from plait.process.match import MatchResult, PatternSet, build_result, string_buffers
+
+_lock = threading.Lock()
+_db_cache: dict[PatternSet, Any] = {}
+
+
+def _database(ps: PatternSet) -> Any:
+    with _lock:
+        db = _db_cache.get(ps)
+        if db is None:
+            db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            flag = hyperscan.HS_FLAG_CASELESS if ps.caseless else 0
+            db.compile(expressions=list(ps.patterns), ids=list(range(len(ps.patterns))),
+                       elements=len(ps.patterns), flags=[flag] * len(ps.patterns), literal=True)
+            _db_cache[ps] = db
+        return db
+
+
+def match_cpu(values: pa.Array, ps: PatternSet) -> MatchResult:
+    """Which patterns of ``ps`` occur in each record of ``values`` (see plait.process.match)."""
+    n = len(values)
+    offsets, data, valid = string_buffers(values)
+    if n == 0 or offsets[-1] == offsets[0]:
+        return build_result(n, np.zeros(0, np.int64), np.zeros(0, np.int32), len(ps.patterns))
+    base = int(offsets[0])
+    hits_id: list[int] = []
+    hits_to: list[int] = []
+
+    def on_match(pid: int, _from: int, to: int, _flags: int, _ctx: Any) -> None:
+        hits_id.append(pid)
+        hits_to.append(to)
+
+    _database(ps).scan(data[base: int(offsets[-1])], match_event_handler=on_match)
+    pid = np.asarray(hits_id, dtype=np.int32)
+    end = np.asarray(hits_to, dtype=np.int64) + base
+    rec = np.searchsorted(offsets, end, side="left") - 1
+    lengths = np.asarray([len(p) for p in ps.patterns], dtype=np.int64)
+    start_ok = (end - lengths[pid]) >= offsets[np.clip(rec, 0, n)] if len(pid) else np.zeros(0, bool)
+    keep = start_ok & (rec >= 0) & (rec < n)
+    rec, pid = rec[keep], pid[keep]
+    keep = valid[rec]
+    return build_result(n, rec[keep], pid[keep], len(ps.patterns))

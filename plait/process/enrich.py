@@ -1,0 +1,128 @@
+"""Enrich: left join of a batch's key column against a reference table, reloadable live.
+
+Contract: output rows are the input rows in the same order, one each (a left lookup, not a
+relational join): the reference key must be unique, and a key with no match (or a null
+key) gets nulls in the added columns. A reload builds a whole new snapshot and swaps one
+reference to it, so a batch sees either the old table or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from plait.process.errors import EnrichError, SchemaError
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    table: pa.Table
+    keys: pa.Array
+    mtime_ns: int | None
+
+
+class ReferenceTable:
+    """A reference table keyed by ``key``, from a CSV/Parquet file or an Arrow table.
+
+    With a file, :meth:`maybe_reload` (called by the enrich step before each batch) reloads
+    when the file's mtime changed; :meth:`reload` forces it. A reload that fails keeps the
+    previous snapshot and raises :class:`EnrichError`.
+    """
+
+    def __init__(self, source: "str | Path | pa.Table", key: str, *, columns: list[str] | None = None) -> None:
+        self.key = key
+        self.columns = columns
+        self.path = None if isinstance(source, pa.Table) else Path(source)
+        self._lock = threading.Lock()
+        if isinstance(source, pa.Table):
+            self._snap = self._build(source, None)
+        else:
+            self._snap = self._load()
+
+    @property
+    def table(self) -> pa.Table:
+        return self._snap.table
+
+    def _load(self) -> _Snapshot:
+        assert self.path is not None
+        try:
+            mtime = os.stat(self.path).st_mtime_ns
+            if self.path.suffix.lower() in (".parquet", ".pq"):
+                table = pq.read_table(self.path)
+            else:
+                table = pacsv.read_csv(self.path)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise EnrichError(f"reference table {self.path}: expected a readable CSV or Parquet file: {exc}") from exc
+        return self._build(table, mtime)
+
+    def _build(self, table: pa.Table, mtime: int | None) -> _Snapshot:
+        where = self.path or "arrow table"
+        if self.key not in table.column_names:
+            raise EnrichError(f"reference table {where}: expected key column {self.key!r}, columns are {table.column_names}")
+        if self.columns is not None:
+            missing = [c for c in self.columns if c not in table.column_names]
+            if missing:
+                raise EnrichError(f"reference table {where}: expected columns {missing}, columns are {table.column_names}")
+            table = table.select([self.key, *[c for c in self.columns if c != self.key]])
+        table = table.combine_chunks()
+        keys = table.column(self.key).combine_chunks()
+        if pc.count_distinct(keys).as_py() != len(keys) - keys.null_count or keys.null_count:
+            raise EnrichError(f"reference table {where}: expected unique non-null keys in {self.key!r}")
+        return _Snapshot(table, keys, mtime)
+
+    def maybe_reload(self) -> bool:
+        """Reload if the file changed since the last load; True when a new table is in place."""
+        if self.path is None:
+            return False
+        try:
+            mtime = os.stat(self.path).st_mtime_ns
+        except OSError as exc:
+            raise EnrichError(f"reference table {self.path}: cannot stat: {exc}") from exc
+        if mtime == self._snap.mtime_ns:
+            return False
+        self.reload()
+        return True
+
+    def reload(self) -> None:
+        """Load the file again and swap it in atomically (no-op for an Arrow table)."""
+        if self.path is None:
+            return
+        with self._lock:
+            self._snap = self._load()
+
+    def replace(self, table: pa.Table) -> None:
+        """Swap in a new Arrow table (e.g. one built from a topic)."""
+        with self._lock:
+            self._snap = self._build(table, None)
+
+    def lookup(self, batch: pa.RecordBatch, on: str) -> pa.RecordBatch:
+        """``batch`` with the reference columns (all but the key) appended, row order kept."""
+        snap = self._snap  # one read: the whole batch uses one snapshot
+        idx = batch.schema.get_field_index(on)
+        if idx < 0:
+            raise SchemaError(f"enrich: expected key column {on!r} in the batch, columns are {batch.schema.names}")
+        probe = batch.column(idx)
+        ref_keys = snap.keys
+        if ref_keys.type != probe.type:
+            try:
+                ref_keys = pc.cast(ref_keys, probe.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise SchemaError(f"enrich: key {on!r} is {probe.type} but the reference key is {snap.keys.type}") from exc
+        pos = pc.index_in(probe, value_set=ref_keys)
+        arrays = list(batch.columns)
+        names = list(batch.schema.names)
+        for name in snap.table.column_names:
+            if name == self.key:
+                continue
+            if name in names:
+                raise SchemaError(f"enrich: reference column {name!r} already exists in the batch")
+            arrays.append(snap.table.column(name).take(pos).combine_chunks())
+            names.append(name)
+        return pa.RecordBatch.from_arrays(arrays, names=names)

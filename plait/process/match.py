@@ -1,0 +1,84 @@
+"""Multi-pattern match: the engine-neutral part (pattern set, result layout).
+
+A record's result is the sorted set of ids (positions in the pattern list) of the literal
+patterns that occur in it as substrings, plus an any-hit flag. A null record matches
+nothing (empty list, false). Matching is on bytes (UTF-8 for strings); ``caseless`` folds
+ASCII letters only, as Hyperscan does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from plait.process.errors import ProcessError
+
+
+@dataclass(frozen=True)
+class PatternSet:
+    """Literal patterns; a pattern's id is its index. Empty patterns are rejected."""
+
+    patterns: tuple[bytes, ...]
+    caseless: bool = False
+
+    @classmethod
+    def of(cls, patterns: Sequence[str | bytes], *, caseless: bool = False) -> "PatternSet":
+        if not patterns:
+            raise ProcessError("match: expected at least one pattern, got none")
+        out = []
+        for i, p in enumerate(patterns):
+            b = p.encode("utf-8") if isinstance(p, str) else bytes(p)
+            if not b:
+                raise ProcessError(f"match: pattern {i} is empty; expected a non-empty literal")
+            out.append(b)
+        return cls(tuple(out), caseless)
+
+    @property
+    def names(self) -> list[str]:
+        return [p.decode("utf-8", "backslashreplace") for p in self.patterns]
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    ids: pa.ListArray  # list<int32>, sorted, unique per record
+    any: pa.BooleanArray
+
+
+def build_result(n: int, rec: np.ndarray, pid: np.ndarray, n_patterns: int) -> MatchResult:
+    """Turn (record index, pattern id) hit pairs, any order and with repeats, into the
+    result layout. Both engines end here, so their outputs are identical by construction."""
+    if len(rec):
+        key = np.unique(rec.astype(np.int64) * n_patterns + pid.astype(np.int64))
+        rec_u = key // n_patterns
+        pid_u = (key % n_patterns).astype(np.int32)
+    else:
+        rec_u = np.zeros(0, dtype=np.int64)
+        pid_u = np.zeros(0, dtype=np.int32)
+    counts = np.bincount(rec_u, minlength=n)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    ids = pa.ListArray.from_arrays(pa.array(offsets), pa.array(pid_u, type=pa.int32()))
+    return MatchResult(ids, pa.array(counts > 0))
+
+
+def string_buffers(values: pa.Array) -> tuple[np.ndarray, memoryview, np.ndarray]:
+    """(int64 offsets of length n+1, data bytes, validity bool mask) of a string/binary
+    array, without copying the data (large types and slices handled)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    t = values.type
+    if not (pa.types.is_string(t) or pa.types.is_binary(t) or pa.types.is_large_string(t)
+            or pa.types.is_large_binary(t)):
+        raise ProcessError(f"match: expected a string or binary field, got {t}")
+    n = len(values)
+    bufs = values.buffers()
+    off_type = np.int64 if pa.types.is_large_string(t) or pa.types.is_large_binary(t) else np.int32
+    if n == 0 or bufs[1] is None:
+        return np.zeros(n + 1, dtype=np.int64), memoryview(b""), np.zeros(n, dtype=bool)
+    offsets = np.frombuffer(bufs[1], dtype=off_type)[values.offset: values.offset + n + 1].astype(np.int64)
+    data = memoryview(bufs[2]) if bufs[2] is not None else memoryview(b"")
+    valid = values.is_valid().to_numpy(zero_copy_only=False)
+    return offsets, data, valid
