@@ -1,0 +1,1 @@
+"""Tests of the metadata strand: one conformance suite, run against every backend."""
