@@ -1,0 +1,121 @@
+"""Wiring for ``plait serve``: open the log and metadata store, serve, shut down cleanly.
+
+Shutdown order is the durability contract: stop accepting, answer in-flight requests,
+then flush (fsync) the log and close it, then close the metadata store. Everything a
+client saw acknowledged before the signal is on disk when the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from plait.broker.config import BrokerConfig
+from plait.broker.server import KafkaServer
+from plait.broker.state import Broker
+from plait.groups import GroupStore
+from plait.log import Log
+from plait.log.config import LogConfig
+from plait.meta.interface import MetaStore
+from plait.observe.http import HttpEndpoint
+from plait.observe.metrics import BrokerMetrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    data_dir: Path
+    meta_url: str
+    broker: BrokerConfig
+    http_port: int = 8080
+    log_config: LogConfig | None = None
+
+
+def _open_meta(url: str) -> MetaStore:
+    from plait.meta.url import open_meta
+
+    return open_meta(url)
+
+
+class BrokerApp:
+    """One running broker: the Kafka listener and the HTTP endpoint over one log."""
+
+    def __init__(self, opts: ServeOptions) -> None:
+        self.opts = opts
+        opts.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log = Log.open(opts.data_dir / "log", opts.log_config)
+        try:
+            self.meta = _open_meta(opts.meta_url)
+        except BaseException:
+            self.log.close()
+            raise
+        self.metrics = BrokerMetrics()
+        self.broker = Broker(self.log, GroupStore(self.meta), opts.broker, self.metrics,
+                             opts.log_config)
+        self.metrics.attach_log(self._end_offsets, self._committed)
+        self.kafka = KafkaServer(self.broker)
+        self.http = HttpEndpoint(self.metrics.render, lambda: not self.kafka.closing)
+
+    def _end_offsets(self) -> Iterator[tuple[str, int, int]]:
+        for topic in self.log.list_topics():
+            for p in self.log.partitions(topic):
+                yield topic, p.index, p.log_end_offset
+
+    def _committed(self) -> Iterator[tuple[str, str, int, int]]:
+        store = self.broker.coordinator.store
+        for group in store.list_groups():
+            for (topic, part), (offset, _meta) in store.fetch_offsets(group).items():
+                yield group, topic, part, offset
+
+    async def start(self) -> tuple[int, int]:
+        kafka_port = await self.kafka.start()
+        http_port = await self.http.start(self.opts.broker.host, self.opts.http_port)
+        self.broker.coordinator.start()
+        return kafka_port, http_port
+
+    async def stop(self) -> None:
+        await self.kafka.stop()
+        await self.http.stop()
+        await self.broker.coordinator.stop()
+        try:
+            self.log.flush()
+        finally:
+            self.log.close()
+            self.meta.close()
+
+    async def run_until_signalled(self) -> None:
+        """Serve until SIGINT or SIGTERM, printing the ready line once listening."""
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, done.set)
+        try:
+            kafka_port, http_port = await self.start()
+        except BaseException:
+            self.log.close()
+            self.meta.close()
+            raise
+        host = self.opts.broker.host
+        print(f"plait serve: kafka on {host}:{kafka_port}, http on {host}:{http_port}",
+              file=sys.stderr, flush=True)
+        await done.wait()
+        print("plait serve: stopping", file=sys.stderr, flush=True)
+        await self.stop()
+
+
+def run(opts: ServeOptions) -> None:
+    """Run a broker in this thread until signalled; uses uvloop where installed."""
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # uvloop is optional (not on Windows)
+        runner = asyncio.run  # type: ignore[assignment]
+    app = BrokerApp(opts)
+    runner(app.run_until_signalled())
