@@ -51,6 +51,7 @@ _XERIAL_MAGIC: Final = b"\x82SNAPPY\x00"
 _XERIAL_HEADER: Final = _XERIAL_MAGIC + struct.pack(">ii", 1, 1)
 _XERIAL_BLOCK: Final = 32 * 1024
 _BE_INT32 = struct.Struct(">i")
+_CHUNK = 1 << 20
 
 Buffer = bytes | bytearray | memoryview
 
@@ -151,7 +152,7 @@ def _snappy_decompress(data: Buffer, position: int | None) -> bytes:
     view = memoryview(data).cast("B")
     if bytes(view[:8]) != _XERIAL_MAGIC:
         # librdkafka and old clients may send a bare snappy block.
-        return bytes(cramjam.snappy.decompress_raw(view))
+        return _snappy_block(view)
     if len(view) < len(_XERIAL_HEADER):
         raise ValueError(
             f"xerial header needs {len(_XERIAL_HEADER)} bytes, got {len(view)}"
@@ -167,14 +168,34 @@ def _snappy_decompress(data: Buffer, position: int | None) -> bytes:
             raise ValueError(
                 f"xerial block of {size} bytes at byte {pos} runs past {len(view)}"
             )
-        out += cramjam.snappy.decompress_raw(view[pos : pos + size])
+        out += _snappy_block(view[pos : pos + size])
         pos += size
     return bytes(out)
 
 
+def _snappy_block(block: memoryview) -> bytes:
+    # A raw snappy block starts with its uncompressed length, and cramjam allocates that
+    # much up front (aborting the process when it cannot). No snappy element expands
+    # more than 64 bytes out of 3 in, so a larger claim is corrupt: reject it first.
+    claimed = cramjam.snappy.decompress_raw_len(block)
+    if claimed > 22 * len(block) + 32:
+        raise ValueError(
+            f"snappy block of {len(block)} bytes claims {claimed} bytes uncompressed"
+        )
+    return bytes(cramjam.snappy.decompress_raw(block))
+
+
 def _lz4_decompress(data: Buffer) -> bytes:
-    # lz4.frame.decompress raises on a truncated frame (RuntimeError), unlike the streaming API.
-    return bytes(lz4.frame.decompress(data))
+    # Streamed in bounded chunks: the one-shot lz4.frame.decompress allocates whatever
+    # content size the frame header declares, so a forged header could ask for
+    # gigabytes. Memory here grows only with output that really decompresses.
+    dec = lz4.frame.LZ4FrameDecompressor()
+    out = bytearray(dec.decompress(data, max_length=_CHUNK))
+    while not dec.eof and not dec.needs_input:
+        out += dec.decompress(b"", max_length=_CHUNK)
+    if not dec.eof:
+        raise ValueError(f"lz4 frame truncated after {len(out)} decompressed bytes")
+    return bytes(out)
 
 
 def _zstd_decompress(data: Buffer) -> bytes:
