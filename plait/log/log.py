@@ -153,6 +153,7 @@ class Log:
 
     def list_topics(self) -> list[str]:
         with self._lock:
+            self._check_open()
             return sorted(self._topics)
 
     def describe(self, name: str) -> TopicInfo:

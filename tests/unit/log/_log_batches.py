@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
+from plait.log import FsyncPolicy, Log, LogConfig
+
+SMALL = LogConfig(segment_bytes=1024, index_interval_bytes=128, retention_ms=-1,
+                  fsync=FsyncPolicy("never"))
+
 
 def make_batch(values: list[bytes], *, timestamp: int = 1_000, producer_id: int = -1,
                epoch: int = -1, base_sequence: int = -1, compression: int = 0,
@@ -29,3 +34,18 @@ def decode(data: bytes) -> list[tuple[int, int, bytes | None]]:
         out.extend((r.offset, r.timestamp, r.value) for r in batch)
         pos += length
     return out
+
+
+def crash(log: Log) -> None:
+    """Drop a Log as a killed process would: no flush, seal, snapshot or clean marker.
+
+    Written bytes stay (they are in the page cache, as after kill -9); the kernel would
+    release the lock, so the test releases it.
+    """
+    log._stop.set()  # noqa: SLF001 - test helper reaching in on purpose
+    if log._thread is not None:  # noqa: SLF001
+        log._thread.join()  # noqa: SLF001
+    for parts in log._topics.values():  # noqa: SLF001
+        for p in parts[1]:
+            p.abandon()
+    log._lock_file.release()  # noqa: SLF001

@@ -7,10 +7,10 @@ from typing import Iterator
 
 import pytest
 
-from plait.log import FsyncPolicy, Log, LogConfig
+from _log_batches import SMALL
 
-SMALL = LogConfig(segment_bytes=1024, index_interval_bytes=128, retention_ms=-1,
-                  fsync=FsyncPolicy("never"))
+from plait.log import Log
+
 
 
 @pytest.fixture
@@ -23,3 +23,4 @@ def log(data_dir: Path) -> Iterator[Log]:
     opened = Log.open(data_dir, SMALL)
     yield opened
     opened.close()
+
