@@ -1,6 +1,42 @@
-"""plait: an ordered, durable, low-latency event-streaming platform for Python."""
+"""plait: an ordered, durable, low-latency event-streaming platform for Python.
 
-from plait.errors import PlaitError
+The public API is re-exported here and imported on first use, so ``import plait``
+stays cheap for tools that only need the CLI or the errors.
+"""
 
-__all__ = ["PlaitError"]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from plait.errors import ConfigError, CorruptDataError, PlaitError
+
 __version__ = "0.1.0"
+
+_LAZY = {
+    "connect": "plait.client.connect",
+    "EmbeddedClient": "plait.client.connect",
+    "Message": "plait.client.messages",
+    "RecordMetadata": "plait.client.messages",
+    "BatchAck": "plait.client.messages",
+    "ColumnBatch": "plait.client.messages",
+    "FsyncPolicy": "plait.log.config",
+    "LogConfig": "plait.log.config",
+    "pipeline": "plait.pipeline",
+}
+
+__all__ = ["ConfigError", "CorruptDataError", "PlaitError", *_LAZY]
+
+if TYPE_CHECKING:
+    from plait.client.connect import EmbeddedClient, connect
+    from plait.client.messages import BatchAck, ColumnBatch, Message, RecordMetadata
+    from plait.log.config import FsyncPolicy, LogConfig
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'plait' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
