@@ -132,7 +132,9 @@ def connect(url: str = f"embedded:{DEFAULT_DATA_DIR}", **options: object) -> Emb
     """Open plait at ``url``.
 
     ``embedded:DIR`` (or ``embedded://DIR``) runs everything in this process on the
-    data dir DIR. Keyword options go to the client (``meta=``, ``fsync=``).
+    data dir DIR; keyword options go to the client (``meta=``, ``fsync=``).
+    ``kafka://HOST:PORT[,HOST:PORT]`` uses a Kafka-protocol cluster (``plait serve``,
+    Kafka, Redpanda) through confluent-kafka; keyword options are librdkafka settings.
     """
     scheme, sep, rest = url.partition(":")
     if not sep:
@@ -142,5 +144,12 @@ def connect(url: str = f"embedded:{DEFAULT_DATA_DIR}", **options: object) -> Emb
         if not path:
             raise InvalidUrlError(url, "the embedded URL names no data dir")
         return EmbeddedClient(path, **options)  # type: ignore[arg-type]
-    raise InvalidUrlError(url, f"unknown scheme {scheme!r}; plait understands 'embedded:'")
+    if scheme == "kafka":
+        bootstrap = rest[2:] if rest.startswith("//") else rest
+        if not bootstrap:
+            raise InvalidUrlError(url, "the kafka URL names no bootstrap address")
+        from plait.client.kafka import KafkaClient
+
+        return KafkaClient(bootstrap, **options)  # type: ignore[return-value]
+    raise InvalidUrlError(url, f"unknown scheme {scheme!r}; plait understands 'embedded:' and 'kafka://'")
 

@@ -1,0 +1,370 @@
+"""The distributed log backend: any Kafka-protocol cluster, through confluent-kafka.
+
+``plait.connect("kafka://host:port[,host:port]")`` gives the same client surface as
+the embedded one (topics, a producer with ``send``/``send_batch``/``flush``, a
+consumer with ``poll``/``poll_batch``/``commit``/``seek``), so moving from the
+embedded log to ``plait serve``, Kafka or Redpanda is a change of URL. librdkafka
+does the protocol work; this module only adapts shapes and maps errors to plait's.
+
+Contract differences from the embedded client, all inherited from Kafka:
+- ``send_batch`` returns once every event is acknowledged (acks=all, idempotent
+  producer), but the offsets of a batch spread over partitions are per event.
+- Group rebalancing is Kafka's (range assignor by default); commits are fenced by the
+  broker's generation check.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+
+from plait.client.batching import BinaryLike, to_binary_array
+from plait.client.connect import PartitionDescription, TopicDescription
+from plait.client.errors import ClientClosedError, ClientError, NotAssignedError
+from plait.client.messages import BatchAck, ColumnBatch, Message, PartitionAck, RecordMetadata
+from plait.log.errors import InvalidTopicError, TopicExistsError, UnknownTopicError
+
+TopicPartition = tuple[str, int]
+TIMEOUT = 30.0
+
+
+def _ck() -> Any:
+    try:
+        import confluent_kafka
+    except ImportError as exc:  # pragma: no cover - a dependency, reported clearly
+        raise ClientError("the Kafka backend needs confluent-kafka: pip install confluent-kafka") from exc
+    return confluent_kafka
+
+
+class KafkaBackendError(ClientError):
+    """librdkafka reported an error; ``code`` is the Kafka error name."""
+
+    def __init__(self, what: str, error: Any) -> None:
+        self.code = error.name() if hasattr(error, "name") else str(error)
+        super().__init__(f"{what}: {error.str() if hasattr(error, 'str') else error}")
+
+
+class KafkaClient:
+    """Topics, producers and consumers on a Kafka-protocol cluster at ``bootstrap``."""
+
+    def __init__(self, bootstrap: str, **config: Any) -> None:
+        ck = _ck()
+        from confluent_kafka.admin import AdminClient
+
+        self.bootstrap = bootstrap
+        self._config = {"bootstrap.servers": bootstrap, **config}
+        self._admin = AdminClient(dict(self._config))
+        self._closed = False
+        self._ck = ck
+
+    def create_topic(self, name: str, partitions: int = 1) -> TopicDescription:
+        from confluent_kafka.admin import NewTopic
+
+        future = self._admin.create_topics([NewTopic(name, partitions, 1)], operation_timeout=TIMEOUT)[name]
+        try:
+            future.result(timeout=TIMEOUT)
+        except self._ck.KafkaException as exc:
+            err = exc.args[0]
+            if err.code() == self._ck.KafkaError.TOPIC_ALREADY_EXISTS:
+                raise TopicExistsError(name) from None
+            if err.code() == self._ck.KafkaError.INVALID_TOPIC_EXCEPTION:
+                raise InvalidTopicError(f"invalid topic name {name!r}: {err.str()}") from None
+            raise KafkaBackendError(f"create topic {name!r}", err) from None
+        return self.describe_topic(name)
+
+    def list_topics(self) -> list[str]:
+        meta = self._admin.list_topics(timeout=TIMEOUT)
+        return sorted(t for t in meta.topics if not t.startswith("__"))
+
+    def partition_count(self, name: str) -> int:
+        meta = self._admin.list_topics(topic=name, timeout=TIMEOUT)
+        topic = meta.topics.get(name)
+        if topic is None or topic.error is not None and topic.error.code() == self._ck.KafkaError.UNKNOWN_TOPIC_OR_PART:
+            raise UnknownTopicError(name)
+        if topic.error is not None:
+            raise KafkaBackendError(f"describe topic {name!r}", topic.error)
+        return len(topic.partitions)
+
+    def describe_topic(self, name: str) -> TopicDescription:
+        count = self.partition_count(name)
+        probe = self._ck.Consumer({**self._config, "group.id": "plait-describe", "enable.auto.commit": False})
+        try:
+            parts = []
+            for p in range(count):
+                low, high = probe.get_watermark_offsets(self._ck.TopicPartition(name, p), timeout=TIMEOUT)
+                parts.append(PartitionDescription(p, low, high))
+        finally:
+            probe.close()
+        return TopicDescription(name, tuple(parts))
+
+    def producer(self, **options: Any) -> "KafkaProducer":
+        return KafkaProducer(self, **options)
+
+    def consumer(self, topics: list[str] | None = None, **options: Any) -> "KafkaConsumer":
+        consumer = KafkaConsumer(self, **options)
+        if topics:
+            consumer.subscribe(topics)
+        return consumer
+
+    def close(self) -> None:
+        self._closed = True
+
+    def __enter__(self) -> "KafkaClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class KafkaProducer:
+    """An idempotent (acks=all) librdkafka producer with plait's send/send_batch."""
+
+    def __init__(self, client: KafkaClient, *, linger_ms: float = 2.0, **config: Any) -> None:
+        self._client = client
+        self._ck = client._ck
+        self._producer = self._ck.Producer(
+            {
+                **client._config,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": linger_ms,
+                "queue.buffering.max.messages": 1_000_000,
+                **config,
+            }
+        )
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | str | None,
+        key: bytes | str | None = None,
+        *,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: Sequence[tuple[str, bytes | None]] = (),
+        on_delivery: Any = None,
+    ) -> Future[RecordMetadata]:
+        if self._closed:
+            raise ClientClosedError("producer is closed")
+        future: Future[RecordMetadata] = Future()
+
+        def done(err: Any, msg: Any) -> None:
+            if err is not None:
+                exc = KafkaBackendError(f"delivery to {topic}", err)
+                future.set_exception(exc)
+                if on_delivery:
+                    on_delivery(exc, None)
+                return
+            meta = RecordMetadata(msg.topic(), msg.partition(), msg.offset(), msg.timestamp()[1])
+            future.set_result(meta)
+            if on_delivery:
+                on_delivery(None, meta)
+
+        kwargs: dict[str, Any] = {"value": value, "key": key, "on_delivery": done}
+        if partition is not None:
+            kwargs["partition"] = partition
+        if timestamp_ms is not None:
+            kwargs["timestamp"] = timestamp_ms
+        if headers:
+            kwargs["headers"] = list(headers)
+        self._produce(topic, kwargs)
+        return future
+
+    def _produce(self, topic: str, kwargs: dict[str, Any]) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, **kwargs)
+                self._producer.poll(0)
+                return
+            except BufferError:
+                self._producer.poll(0.05)  # local queue full: let deliveries drain
+
+    def send_batch(
+        self,
+        topic: str,
+        values: BinaryLike,
+        keys: BinaryLike | None = None,
+        *,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> BatchAck:
+        """Send many events and wait until all are acknowledged (or raise the first error)."""
+        if self._closed:
+            raise ClientClosedError("producer is closed")
+        self._client.partition_count(topic)  # UnknownTopicError before anything is queued
+        vals = to_binary_array(values).to_pylist()
+        ks = to_binary_array(keys, what="keys").to_pylist() if keys is not None else [None] * len(vals)
+        errors: list[BaseException] = []
+        offsets: dict[int, list[int]] = {}
+
+        def done(err: Any, msg: Any) -> None:
+            if err is not None:
+                errors.append(KafkaBackendError(f"delivery to {topic}", err))
+            else:
+                offsets.setdefault(msg.partition(), []).append(msg.offset())
+
+        messages = [{"value": v, "key": k} for v, k in zip(vals, ks)]
+        if timestamp_ms is not None:
+            for m in messages:
+                m["timestamp"] = timestamp_ms
+        kwargs: dict[str, Any] = {"on_delivery": done}
+        if partition is not None:
+            kwargs["partition"] = partition
+        start = 0
+        while start < len(messages):
+            chunk = messages[start : start + 50_000]
+            try:
+                queued = self._producer.produce_batch(topic, chunk, **kwargs)
+            except BufferError:
+                queued = 0
+            start += queued
+            if queued < len(chunk):
+                self._producer.poll(0.05)
+        self._producer.flush()
+        if errors:
+            raise errors[0]
+        ranges = tuple(
+            PartitionAck(p, min(offs), len(offs)) for p, offs in sorted(offsets.items())
+        )
+        return BatchAck(topic, ranges)
+
+    def flush(self, timeout: float | None = None) -> None:
+        remaining = self._producer.flush(-1 if timeout is None else timeout)
+        if remaining:
+            raise ClientError(f"{remaining} events still unacknowledged after {timeout} s")
+
+    def close(self, timeout: float | None = None) -> None:
+        if not self._closed:
+            self.flush(timeout)
+            self._closed = True
+
+    def __enter__(self) -> "KafkaProducer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class KafkaConsumer:
+    """A librdkafka consumer with plait's poll/poll_batch/commit; commits are explicit."""
+
+    def __init__(
+        self,
+        client: KafkaClient,
+        *,
+        group: str | None = None,
+        auto_offset_reset: Literal["earliest", "latest"] = "latest",
+        from_beginning: bool = False,
+        max_poll_records: int = 10_000,
+        **config: Any,
+    ) -> None:
+        self._client = client
+        self._ck = client._ck
+        self.group = group
+        self._reset = "earliest" if from_beginning else auto_offset_reset
+        self._max_records = max_poll_records
+        self._consumer = self._ck.Consumer(
+            {
+                **client._config,
+                "group.id": group or "plait-standalone",
+                "enable.auto.commit": False,
+                "auto.offset.reset": self._reset,
+                **config,
+            }
+        )
+        self._positions: dict[TopicPartition, int] = {}
+        self._closed = False
+
+    def subscribe(self, topics: Iterable[str]) -> None:
+        topics = list(topics)
+        counts = {t: self._client.partition_count(t) for t in topics}
+        if self.group is not None:
+            self._consumer.subscribe(topics)
+            return
+        start = self._ck.OFFSET_BEGINNING if self._reset == "earliest" else self._ck.OFFSET_END
+        self._consumer.assign(
+            [self._ck.TopicPartition(t, p, start) for t, n in counts.items() for p in range(n)]
+        )
+
+    def assign(self, partitions: Iterable[TopicPartition]) -> None:
+        start = self._ck.OFFSET_BEGINNING if self._reset == "earliest" else self._ck.OFFSET_END
+        self._consumer.assign([self._ck.TopicPartition(t, p, start) for t, p in partitions])
+
+    def assignment(self) -> list[TopicPartition]:
+        return sorted((tp.topic, tp.partition) for tp in self._consumer.assignment())
+
+    def poll(self, timeout: float = 1.0, max_records: int | None = None) -> list[Message]:
+        if self._closed:
+            raise ClientClosedError("consumer is closed")
+        raw = self._consumer.consume(num_messages=max_records or self._max_records, timeout=timeout)
+        out: list[Message] = []
+        for msg in raw:
+            err = msg.error()
+            if err is not None:
+                if err.code() == self._ck.KafkaError._PARTITION_EOF:
+                    continue
+                raise KafkaBackendError("consume", err)
+            out.append(
+                Message(
+                    msg.topic(),
+                    msg.partition(),
+                    msg.offset(),
+                    msg.timestamp()[1],
+                    msg.key(),
+                    msg.value(),
+                    tuple(msg.headers() or ()),
+                )
+            )
+            self._positions[(msg.topic(), msg.partition())] = msg.offset() + 1
+        return out
+
+    def poll_batch(self, timeout: float = 1.0, max_records: int | None = None) -> list[ColumnBatch]:
+        by_partition: dict[TopicPartition, list[Message]] = {}
+        for m in self.poll(timeout, max_records):
+            by_partition.setdefault((m.topic, m.partition), []).append(m)
+        return [
+            ColumnBatch(
+                t,
+                p,
+                np.array([m.offset for m in ms], dtype=np.int64),
+                np.array([m.timestamp for m in ms], dtype=np.int64),
+                pa.array([m.key for m in ms], type=pa.binary()),
+                pa.array([m.value for m in ms], type=pa.binary()),
+            )
+            for (t, p), ms in by_partition.items()
+        ]
+
+    def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
+        """Commit positions (default: next offset after what poll returned) synchronously."""
+        chosen = self._positions if offsets is None else offsets
+        if not chosen:
+            return
+        tps = [self._ck.TopicPartition(t, p, o) for (t, p), o in chosen.items()]
+        try:
+            self._consumer.commit(offsets=tps, asynchronous=False)
+        except self._ck.KafkaException as exc:
+            raise KafkaBackendError("commit", exc.args[0]) from None
+
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        if (topic, partition) not in self.assignment():
+            raise NotAssignedError(topic, partition)
+        self._consumer.seek(self._ck.TopicPartition(topic, partition, offset))
+        self._positions[(topic, partition)] = offset
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._consumer.close()
+
+    def __enter__(self) -> "KafkaConsumer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
