@@ -140,9 +140,9 @@ def partitions_for_keys(
         raise ConfigError(f"keys must be a binary array, got {keys.type}")
     n = len(keys)
     bufs = keys.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=off_type, count=keys.offset + n + 1)[
-        keys.offset :
-    ]
+    offsets: np.ndarray = np.frombuffer(
+        bufs[1], dtype=off_type, count=keys.offset + n + 1
+    )[keys.offset :]
     data = (
         np.zeros(0, np.uint8)
         if bufs[2] is None

@@ -30,6 +30,7 @@ import numpy as np
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+_numba: Any
 try:
     import numba as _numba
 except ImportError:  # pragma: no cover - exercised in a subprocess test
@@ -39,7 +40,8 @@ if _numba is not None and not _numba.config.DISABLE_JIT:
     BACKEND = "numba"
 
     def _kernel(func: F) -> F:
-        return _numba.njit(cache=True, nogil=True)(func)  # type: ignore[no-any-return]
+        compiled: F = _numba.njit(cache=True, nogil=True)(func)
+        return compiled
 
 else:
     BACKEND = "python"
@@ -127,8 +129,8 @@ def read_varint(
                 raw &= _U32_MASK
             half = np.int64(raw >> _U1)
             if raw & _U1:
-                return -half - 1, pos
-            return half, pos
+                return int(-half - 1), pos
+            return int(half), pos
         shift += _U7
     return 0, -ERR_VARINT_TOO_LONG
 

@@ -10,6 +10,7 @@ definition (DefaultRecordBatch): all integers big-endian, CRC32C over the bytes 
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import crc32c as _crc32c
@@ -168,7 +169,9 @@ def set_max_timestamp_and_recrc(buf: bytearray, pos: int, header: BatchHeader, t
     struct.pack_into(">I", buf, pos + CRC_OFFSET, crc)
 
 
-def iter_batches(buf: bytes | bytearray | memoryview, *, check_crc: bool = False):  # type: ignore[no-untyped-def]
+def iter_batches(
+    buf: bytes | bytearray | memoryview, *, check_crc: bool = False
+) -> Iterator[tuple[int, BatchHeader]]:
     """Yield ``(position, header)`` for each whole batch in ``buf``; stops at a partial tail."""
     pos = 0
     n = len(buf)

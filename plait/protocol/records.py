@@ -24,7 +24,7 @@ import struct
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Union
+from typing import TypeAlias, Union
 
 import numpy as np
 import pyarrow as pa
@@ -324,14 +324,15 @@ def _decode_record(
         )
     headers: list[tuple[str, bytes | None]] = []
     for _ in range(count):
+        key_at = q
         raw_key, p = _decode_bytes(data, q, end, "header key", nullable=False)
         hvalue, q = _decode_bytes(data, p, end, "header value")
-        assert raw_key is not None
         try:
-            hkey = raw_key.decode("utf-8")
+            hkey = (raw_key or b"").decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InvalidRecordBatchError(
-                f"header key at byte {p} is not UTF-8: {exc.reason}", position=p
+                f"header key at byte {key_at} is not UTF-8: {exc.reason}",
+                position=key_at,
             ) from None
         headers.append((hkey, hvalue))
     if q != end:
@@ -397,9 +398,9 @@ def iter_records(
 # Columnar twins: one kernel call per buffer instead of one Python call per record.
 # ---------------------------------------------------------------------------------
 
-BinaryColumn = (
-    pa.Array | pa.ChunkedArray | Sequence[bytes | None] | tuple[np.ndarray, np.ndarray]
-)
+BinaryColumn: TypeAlias = Union[  # noqa: UP007 - pa.Array is not a class to mypy
+    pa.Array, pa.ChunkedArray, Sequence[bytes | None], tuple[np.ndarray, np.ndarray]
+]
 _EMPTY_BOOL = np.zeros(0, dtype=np.bool_)
 _EMPTY_I64 = np.zeros(0, dtype=np.int64)
 _EMPTY_U8 = np.zeros(0, dtype=np.uint8)
