@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -19,6 +20,29 @@ def data_dir(ctx: click.Context) -> str:
 
 def open_embedded(ctx: click.Context, **options: object) -> EmbeddedClient:
     return EmbeddedClient(data_dir(ctx), **options)  # type: ignore[arg-type]
+
+
+def open_client(ctx: click.Context, bootstrap: str | None, **options: object) -> Any:
+    """The embedded data dir, or a Kafka-protocol broker when ``--bootstrap`` is given."""
+    if bootstrap is None:
+        return open_embedded(ctx, **options)
+    from plait.client.kafka import KafkaClient
+
+    return KafkaClient(bootstrap)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def bootstrap_option(func: F) -> F:
+    """``--bootstrap HOST:PORT``: go through a broker instead of opening the data dir."""
+    return click.option(
+        "--bootstrap",
+        default=None,
+        metavar="HOST:PORT",
+        help="Use the Kafka-protocol broker at HOST:PORT (plait serve, Kafka, Redpanda) "
+        "instead of the data dir.",
+    )(func)
 
 
 @contextmanager

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from plait.cli.common import open_embedded
+from plait.cli.common import bootstrap_option, open_client
 
 
 @click.command()
@@ -21,6 +21,7 @@ from plait.cli.common import open_embedded
     default=None,
     help="Stop after SECONDS without a new event (default: wait forever).",
 )
+@bootstrap_option
 @click.pass_context
 def consume(
     ctx: click.Context,
@@ -29,11 +30,12 @@ def consume(
     from_beginning: bool,
     max_events: int | None,
     timeout: float | None,
+    bootstrap: str | None,
 ) -> None:
     """Print the values of TOPIC's events, one per line."""
     out = sys.stdout.buffer
     seen = 0
-    with open_embedded(ctx) as client:
+    with open_client(ctx, bootstrap) as client:
         consumer = client.consumer(
             [topic], group=group, auto_offset_reset="earliest" if from_beginning else "latest"
         )

@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 import click
 
-from plait.cli.common import open_embedded, progress
+from plait.cli.common import bootstrap_option, open_client, progress
 from plait.errors import ConfigError
 
 CHUNK_LINES = 20_000
@@ -55,13 +55,19 @@ def read_chunks(stream: BinaryIO) -> "list[bytes]":
     default=None,
     help="Flush policy of the data dir: always, interval[:MS] or never.",
 )
+@bootstrap_option
 @click.pass_context
-def produce(ctx: click.Context, topic: str, sep_text: str | None, fsync: str | None) -> None:
+def produce(
+    ctx: click.Context, topic: str, sep_text: str | None, fsync: str | None, bootstrap: str | None
+) -> None:
     """Send each line of stdin to TOPIC as one event."""
     sep = key_separator(sep_text)
     stdin = sys.stdin.buffer
     sent = 0
-    with open_embedded(ctx, fsync=fsync) as client, client.producer() as producer:
+    if bootstrap is not None and fsync is not None:
+        raise click.UsageError("--fsync applies to the data dir; a broker has its own policy")
+    options = {"fsync": fsync} if bootstrap is None else {}
+    with open_client(ctx, bootstrap, **options) as client, client.producer() as producer:
         client.describe_topic(topic)  # unknown topic: fail before reading stdin
         with progress(f"producing to {topic}") as bar:
             while True:
