@@ -1,0 +1,136 @@
+"""``plait process`` (a declarative spec from stdin to stdout) and ``plait run`` (a
+pipeline file). Both are click commands; the main ``plait`` group registers them.
+
+``process`` streams: it reads ``batch_size`` lines at a time, so memory stays bounded by
+one batch. Each stdin line is one record; its 0-based line number is its offset, which
+dead letters (JSON lines to stderr or ``--dead-letters FILE``) carry.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from itertools import islice
+from pathlib import Path
+from typing import IO, Any, Callable, Iterable, Iterator
+
+import click
+import numpy as np
+import pyarrow as pa
+
+from plait.errors import PlaitError
+from plait.process.deadletter import DeadLetter
+from plait.process.errors import ExpressionError
+from plait.process.sinks import encode_rows
+
+
+def _one_line(exc: Exception) -> str:
+    if isinstance(exc, ExpressionError):
+        return f"{exc.reason} at column {exc.column + 1} of {exc.text!r}"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def read_batches(stream: IO[bytes], batch_size: int) -> Iterator[Any]:
+    """Lines of ``stream`` as RawBatch objects of at most ``batch_size`` records."""
+    from plait.pipeline.steps import RawBatch
+
+    offset = 0
+    lines = (line.rstrip(b"\r\n") if line.endswith(b"\n") else line for line in stream)
+    while True:
+        chunk = list(islice(lines, batch_size))
+        if not chunk:
+            return
+        yield RawBatch(chunk, np.arange(offset, offset + len(chunk), dtype=np.int64))
+        offset += len(chunk)
+
+
+@click.command("process")
+@click.argument("spec_path", metavar="SPEC.yaml", type=click.Path(dir_okay=False))
+@click.option("--engine", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True)
+@click.option("--dead-letters", "dead_path", type=click.Path(dir_okay=False), default=None,
+              help="Write dead letters (JSON lines) here instead of stderr.")
+@click.option("--batch-size", type=int, default=None, help="Records per batch (overrides the spec).")
+def process(spec_path: str, engine: str, dead_path: str | None, batch_size: int | None) -> None:
+    """Run SPEC.yaml over JSON lines on stdin; write JSON lines to stdout."""
+    from plait.pipeline.spec import build, load_spec
+
+    dead_out: IO[str] = open(dead_path, "w", encoding="utf-8") if dead_path else sys.stderr
+    out = sys.stdout.buffer
+
+    def on_dead(d: DeadLetter) -> None:
+        dead_out.write(json.dumps(d.to_json(), ensure_ascii=False) + "\n")
+
+    def write(batch: pa.RecordBatch) -> None:
+        rows = encode_rows(batch)
+        if rows:
+            out.write(b"\n".join(rows) + b"\n")
+
+    try:
+        spec, base = load_spec(spec_path)
+        size = batch_size or spec.batch_size
+        p = build(spec, base, read_batches(sys.stdin.buffer, size), engine=engine, dead_letters=on_dead)
+        p.to(write).run()
+        out.flush()
+    except PlaitError as exc:
+        raise click.ClickException(_one_line(exc)) from exc
+    finally:
+        if dead_path:
+            dead_out.close()
+
+
+def load_pipeline_file(path: str | Path) -> Callable[[Iterable[Any]], Any]:
+    """Import a user file and return its ``pipeline(source)`` function."""
+    p = Path(path)
+    spec = importlib.util.spec_from_file_location(f"plait_user_pipeline_{abs(hash(str(p.resolve())))}", p)
+    if spec is None or spec.loader is None:
+        raise click.ClickException(f"{p}: expected a Python file defining pipeline(source)")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except FileNotFoundError as exc:
+        raise click.ClickException(f"{p}: file not found") from exc
+    fn = getattr(module, "pipeline", None)
+    if not callable(fn):
+        raise click.ClickException(f"{p}: expected a function pipeline(source), found none")
+    return fn  # type: ignore[no-any-return]
+
+
+def run_pipeline(fn: Callable[[Iterable[Any]], Any], source: Iterable[Any]) -> Any:
+    """Run a user pipeline over ``source`` (Arrow batches or lists of raw records).
+
+    TOPIC WIRING (SDK): the SDK connects a topic by passing its consumer's batches as
+    ``source`` here; nothing else in this module needs to change.
+    """
+    p = fn(source)
+    if not hasattr(p, "run"):
+        raise click.ClickException(f"pipeline(source) must return a Pipeline, got {type(p).__name__}")
+    return p.run()
+
+
+def topic_source(topic: str) -> Iterable[Any]:
+    """A topic's records as batches. Placeholder until the SDK consumer is wired in."""
+    raise click.ClickException(f"reading topic {topic!r} needs the plait SDK consumer, not wired yet; use --stdin")
+
+
+@click.command("run")
+@click.argument("pipeline_path", metavar="PIPELINE.py", type=click.Path(dir_okay=False))
+@click.option("--topic", default=None, help="Read this topic (needs the SDK).")
+@click.option("--stdin", "use_stdin", is_flag=True, help="Read JSON lines from stdin instead of a topic.")
+@click.option("--batch-size", type=int, default=4096, show_default=True)
+def run(pipeline_path: str, topic: str | None, use_stdin: bool, batch_size: int) -> None:
+    """Run PIPELINE.py, a file defining pipeline(source), over a topic or stdin."""
+    if (topic is None) == (not use_stdin):
+        raise click.ClickException("expected exactly one of --topic or --stdin")
+    fn = load_pipeline_file(pipeline_path)
+    source = read_batches(sys.stdin.buffer, batch_size) if use_stdin else topic_source(str(topic))
+    try:
+        stats = run_pipeline(fn, source)
+    except PlaitError as exc:
+        raise click.ClickException(_one_line(exc)) from exc
+    click.echo(json.dumps({"rows_in": stats.rows_in, "rows_out": stats.rows_out,
+                           "dead_letters": stats.dead_letters}), err=True)
+
+
+if __name__ == "__main__":  # python -m plait.cli.process_cmd SPEC.yaml < in > out
+    process()
