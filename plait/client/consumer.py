@@ -9,6 +9,10 @@ Contract:
   nothing is written.
 - After a rebalance a newly owned partition resumes at the group's committed
   offset, or at ``auto_offset_reset`` ("earliest" or "latest") when none exists.
+- Group members may live in other processes sharing the metadata store (SQLite file
+  or etcd): each holds a lease of ``session_timeout_s``; a member that stops
+  heart-beating is removed after it and the group rebalances (plait.groups.membership).
+  ``member_id`` makes membership static: a restart replaces its old incarnation at once.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ class Consumer:
         fetch_max_bytes: int = 4 << 20,
         on_assign: RebalanceCallback | None = None,
         on_revoke: RebalanceCallback | None = None,
+        session_timeout_s: float | None = None,
+        member_id: str | None = None,
     ) -> None:
         if auto_offset_reset not in ("earliest", "latest"):
             raise ValueError(f"auto_offset_reset must be 'earliest' or 'latest', not {auto_offset_reset!r}")
@@ -60,8 +66,11 @@ class Consumer:
         self._on_assign = on_assign
         self._on_revoke = on_revoke
         self._coordinator: GroupCoordinator | None = (
-            client.coordinators.get(group) if group is not None else None
+            client.coordinators.get(group, session_timeout_s=session_timeout_s)
+            if group is not None
+            else None
         )
+        self._static_id = member_id
         self._member_id: str | None = None
         self._generation = -1
         self._topics: list[str] = []
@@ -84,7 +93,7 @@ class Consumer:
                 [(t, p) for t in topics for p in range(self._log.describe(t).partitions)]
             )
         elif self._member_id is None:
-            self._member_id = self._coordinator.join(topics)
+            self._member_id = self._coordinator.join(topics, self._static_id)
             self._adopt_generation()
         else:
             self._coordinator.update(self._member_id, topics)

@@ -34,3 +34,19 @@ class GroupBusyError(GroupError):
             f"offset commit without a generation for group {group!r} rejected: "
             "the group has active members"
         )
+
+
+class GroupJoinTimeoutError(GroupError):
+    """A join, subscription change or leave was not reflected in a stored generation in time.
+
+    The member key is written; the group may still converge later. Usually the metadata
+    store is unreachable or slow (an etcd election), or another member keeps winning.
+    """
+
+    def __init__(self, group: str, member_id: str, what: str, timeout_s: float) -> None:
+        self.group = group
+        self.member_id = member_id
+        super().__init__(
+            f"{what} of member {member_id!r} in group {group!r}: expected a stored "
+            f"generation reflecting it within {timeout_s:g} s, none arrived"
+        )
