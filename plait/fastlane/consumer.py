@@ -78,7 +78,7 @@ class _PartState:
     pending: list[_LaneMsg] = field(default_factory=list)  # sorted by base
     behind_since: float | None = None
     silent: bool = False  # lane judged silent: read the log until it speaks again
-    overflowed: bool = False
+    lane_lost: bool = False  # the lane dropped data (overflow, corrupt): read the log now
     sub: Subscription | None = None
 
 
@@ -142,7 +142,7 @@ class LowLatencyConsumer:
             with self._inbox_lock:
                 if self._buffered + len(data) > self._max_buffer:
                     self.stats.overflow_messages += 1
-                    st.overflowed = True
+                    st.lane_lost = True
                 else:
                     self._buffered += len(data)
                     self._inbox.append((st, _LaneMsg(base, last, data)))
@@ -231,8 +231,7 @@ class LowLatencyConsumer:
             if st.pending and st.pending[0].base <= st.next:
                 batch = self._from_lane(st, budget)
             else:
-                source = self._log_reason(st)
-                if source is None:
+                if not self._should_read_log(st):
                     return None
                 before = st.next
                 batch = self._from_log(st, budget)
@@ -241,31 +240,28 @@ class LowLatencyConsumer:
             if batch is not None:
                 return batch
 
-    def _log_reason(self, st: _PartState) -> str | None:
-        """Why to read the log now ("gap", "fallback"), or None to wait for the lane."""
+    def _should_read_log(self, st: _PartState) -> bool:
+        """True to read the log now (a gap, the lane down or silent); False to wait."""
         if st.part.log_end_offset <= st.next:
             st.behind_since = None
-            return None
+            return False
         lane_up = st.sub is not None and self._lane.connected
         if st.pending:
             self.stats.gap_fills += 1
-            reason = "gap"
-        elif st.overflowed or st.silent or not lane_up:
+        elif st.lane_lost or st.silent or not lane_up:
             self.stats.fallback_reads += 1
-            st.overflowed = False
-            reason = "fallback"
+            st.lane_lost = False
         else:
             # Behind the log with nothing from the lane yet: it is probably in flight.
             now = time.monotonic()
             if st.behind_since is None:
                 st.behind_since = now
             if now - st.behind_since < self._fallback_after:
-                return None
+                return False
             st.silent = True  # until the lane delivers for this partition again
             self.stats.fallback_reads += 1
-            reason = "fallback"
         st.behind_since = None
-        return reason
+        return True
 
     def _from_lane(self, st: _PartState, budget: int) -> ColumnBatch | None:
         """Events from the first pending lane message (which starts at or before the
@@ -277,6 +273,7 @@ class LowLatencyConsumer:
                 # Undecodable, or its headers and bytes disagree: the log fills.
                 self.stats.corrupt_messages += 1
                 self._discard(st.pending.pop(0))
+                st.lane_lost = True
                 return None
             msg.cols = cols
             if msg.base < st.next:

@@ -15,11 +15,15 @@ from plait.fastlane.interface import FastLane
 from plait.fastlane.nats import NatsFastLane
 
 try:  # tests/ is a namespace root when run as `python -m pytest` from the repo...
+    from tests.delivery import assert_exactly_once_in_order
     from tests.servers.nats import NatsServer, nats_server
 except ImportError:  # ...and pytest's rootdir-relative import puts tests/ on sys.path
+    from delivery import assert_exactly_once_in_order  # type: ignore[no-redef]
     from servers.nats import NatsServer, nats_server  # type: ignore[no-redef]
 
-__all__ = ["Backend", "NatsServer", "nats_server", "wait_until"]
+__all__ = [
+    "Backend", "NatsServer", "assert_exactly_once_in_order", "nats_server", "wait_until",
+]
 
 
 def wait_until(cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:

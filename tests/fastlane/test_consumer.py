@@ -1,0 +1,240 @@
+"""The two-path consumer over each lane: offsets reconcile lane and log, exactly once."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from plait.client.connect import EmbeddedClient
+from plait.fastlane.consumer import LowLatencyConsumer
+from plait.fastlane.inproc import InProcFastLane
+from plait.fastlane.publisher import attach
+from plait.protocol.batch_header import parse_header
+
+from .lanes import Backend, assert_exactly_once_in_order, wait_until
+
+Delivered = dict[int, list[int]]
+
+
+def produce(client: EmbeddedClient, topic: str, partition: int, ids: range) -> None:
+    """One append (one stored batch) holding the events ``ids``, value = id."""
+    with client.producer() as producer:
+        producer.send_batch(topic, [str(i).encode() for i in ids], partition=partition)
+
+
+def stored_batch(client: EmbeddedClient, topic: str, partition: int, offset: int) -> tuple[int, int, bytes]:
+    """The stored batch that holds ``offset``, as the log's listener would publish it."""
+    data = client.log.partition(topic, partition).read(offset, 1)
+    header = parse_header(data, 0)
+    return header.base_offset, header.last_offset, data[: header.size]
+
+
+def collect(consumer: LowLatencyConsumer, n: int, timeout: float = 10.0,
+            into: Delivered | None = None) -> Delivered:
+    out: Delivered = {} if into is None else into
+    deadline = time.monotonic() + timeout
+    while sum(map(len, out.values())) < n and time.monotonic() < deadline:
+        for batch in consumer.poll_batch(0.2):
+            out.setdefault(batch.partition, []).extend(int(v) for v in batch.values.to_pylist())
+    return out
+
+
+def offsets_of(consumer: LowLatencyConsumer, n: int, timeout: float = 10.0) -> list[int]:
+    got: list[int] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < n and time.monotonic() < deadline:
+        for batch in consumer.poll_batch(0.2):
+            got.extend(batch.offsets.tolist())
+    return got
+
+
+def test_events_flow_over_the_lane_in_order(backend: Backend, client: EmbeddedClient) -> None:
+    client.create_topic("t", 2)
+    detach = attach(client.log, backend.open())
+    consumer = LowLatencyConsumer(client, [("t", 0), ("t", 1)], backend.open(),
+                                  start="latest", fallback_after=2.0)
+    produced: Delivered = {0: [], 1: []}
+    for i in range(20):
+        ids = range(i * 100, i * 100 + 100)
+        produce(client, "t", i % 2, ids)
+        produced[i % 2].extend(ids)
+    got = collect(consumer, 2000)
+    assert_exactly_once_in_order(produced, got)
+    assert consumer.stats.lane_events == 2000 and consumer.stats.log_events == 0
+    assert consumer.positions() == {("t", 0): 1000, ("t", 1): 1000}
+    consumer.close()
+    detach()
+
+
+def test_a_gap_on_the_lane_is_filled_from_the_log(backend: Backend, client: EmbeddedClient) -> None:
+    client.create_topic("t", 1)
+    for k in range(3):
+        produce(client, "t", 0, range(k * 10, k * 10 + 10))
+    pub = backend.open()
+    # A long fallback: only the lane message (which shows the gap) may trigger the read.
+    consumer = LowLatencyConsumer(client, [("t", 0)], backend.open(), start="earliest",
+                                  fallback_after=30.0)
+    pub.publish("t", 0, *stored_batch(client, "t", 0, 20))
+    assert offsets_of(consumer, 30) == list(range(30))
+    assert consumer.stats.gap_fills == 1
+    assert consumer.stats.log_events + consumer.stats.lane_events == 30
+
+
+def test_lane_data_below_the_expected_offset_is_dropped(backend: Backend, client: EmbeddedClient) -> None:
+    client.create_topic("t", 1)
+    produce(client, "t", 0, range(10))
+    produce(client, "t", 0, range(10, 20))
+    pub = backend.open()
+    consumer = LowLatencyConsumer(client, [("t", 0)], backend.open(), start={("t", 0): 10},
+                                  fallback_after=30.0)
+    pub.publish("t", 0, *stored_batch(client, "t", 0, 0))
+    pub.publish("t", 0, *stored_batch(client, "t", 0, 10))
+    assert offsets_of(consumer, 10) == list(range(10, 20))
+    assert consumer.stats.below_expected_messages == 1
+    assert consumer.stats.lane_events == 10 and consumer.stats.log_events == 0
+
+
+def test_an_overlapping_lane_message_is_trimmed(backend: Backend, client: EmbeddedClient) -> None:
+    client.create_topic("t", 1)
+    produce(client, "t", 0, range(10))
+    consumer = LowLatencyConsumer(client, [("t", 0)], backend.open(), start={("t", 0): 4},
+                                  fallback_after=30.0)
+    backend.open().publish("t", 0, *stored_batch(client, "t", 0, 0))
+    got = collect(consumer, 6)
+    assert got == {0: [4, 5, 6, 7, 8, 9]}
+    assert consumer.stats.trimmed_messages == 1 and consumer.stats.lane_events == 6
+    assert consumer.poll(timeout=0.1) == []  # nothing twice
+
+
+def test_out_of_order_arrival_is_delivered_in_offset_order(
+    backend: Backend, client: EmbeddedClient
+) -> None:
+    client.create_topic("t", 1)
+    for k in range(3):
+        produce(client, "t", 0, range(k * 10, k * 10 + 10))
+    sub_lane = backend.open()
+    consumer = LowLatencyConsumer(client, [("t", 0)], sub_lane, start="earliest",
+                                  fallback_after=30.0)
+    # A second subscription on the consumer's own connection tells when all arrived.
+    seen: list[int] = []
+    sub_lane.subscribe("t", 0, lambda base, last, data: seen.append(base))
+    pub = backend.open()
+    for offset in (10, 20, 0, 10):  # late, late, the expected one, a duplicate
+        pub.publish("t", 0, *stored_batch(client, "t", 0, offset))
+    wait_until(lambda: len(seen) == 4, what="four lane messages")
+    time.sleep(0.05)  # the consumer's subscription runs beside the probe's
+    assert offsets_of(consumer, 30) == list(range(30))
+    assert consumer.stats.lane_events == 30 and consumer.stats.log_events == 0
+    assert consumer.stats.below_expected_messages == 1
+
+
+def test_poll_limit_splits_a_lane_message_without_losing_its_tail(
+    backend: Backend, client: EmbeddedClient
+) -> None:
+    client.create_topic("t", 1)
+    detach = attach(client.log, backend.open())
+    consumer = LowLatencyConsumer(client, [("t", 0)], backend.open(), fallback_after=30.0)
+    produce(client, "t", 0, range(10))
+    sizes, offsets = [], []
+    while sum(sizes) < 10:
+        for batch in consumer.poll_batch(5.0, max_records=3):
+            sizes.append(len(batch))
+            offsets.extend(batch.offsets.tolist())
+    assert sizes == [3, 3, 3, 1] and offsets == list(range(10))
+    assert consumer.stats.lane_messages == 1 and consumer.stats.lane_events == 10
+    detach()
+
+
+def test_reads_the_log_while_the_lane_is_down_and_returns_to_it(
+    backend: Backend, client: EmbeddedClient
+) -> None:
+    client.create_topic("t", 1)
+    detach = attach(client.log, backend.open())
+    consumer = LowLatencyConsumer(client, [("t", 0)], backend.open(), fallback_after=2.0)
+    produce(client, "t", 0, range(100))
+    got = collect(consumer, 100)
+    assert consumer.stats.lane_events == 100
+    backend.down()
+    produce(client, "t", 0, range(100, 200))
+    collect(consumer, 200, into=got)
+    assert consumer.stats.log_events == 100, "the log did not fill in while the lane was down"
+    backend.up()
+    produce(client, "t", 0, range(200, 300))
+    collect(consumer, 300, into=got)
+    assert_exactly_once_in_order({0: list(range(300))}, got)
+    assert consumer.stats.lane_events == 200, "the consumer did not return to the lane"
+    detach()
+
+
+def test_a_silent_lane_falls_back_to_the_log(backend: Backend, client: EmbeddedClient) -> None:
+    client.create_topic("t", 1)
+    # Connected, but nothing is published on it: the lane is silent.
+    consumer = LowLatencyConsumer(client, [("t", 0)], backend.open(), fallback_after=0.05)
+    produce(client, "t", 0, range(50))
+    started = time.monotonic()
+    got = collect(consumer, 50)
+    assert time.monotonic() - started >= 0.05, "read the log before the lane's grace time"
+    produce(client, "t", 0, range(50, 100))
+    collect(consumer, 100, into=got)
+    assert_exactly_once_in_order({0: list(range(100))}, got)
+    assert consumer.stats.log_events == 100 and consumer.stats.fallback_reads >= 2
+
+
+def test_lane_overflow_drops_lane_data_and_the_log_fills(
+    backend: Backend, client: EmbeddedClient
+) -> None:
+    client.create_topic("t", 1)
+    detach = attach(client.log, backend.open())
+    consumer = LowLatencyConsumer(client, [("t", 0)], backend.open(), max_buffer_bytes=64,
+                                  fallback_after=30.0)
+    for k in range(10):
+        produce(client, "t", 0, range(k * 100, k * 100 + 100))
+    got = collect(consumer, 1000)
+    assert_exactly_once_in_order({0: list(range(1000))}, got)
+    assert consumer.stats.overflow_messages >= 1 and consumer.stats.lane_events == 0
+    detach()
+
+
+def test_corrupt_or_mislabelled_lane_messages_are_ignored(client: EmbeddedClient) -> None:
+    client.create_topic("t", 1)
+    produce(client, "t", 0, range(10))
+    lane = InProcFastLane()
+    consumer = LowLatencyConsumer(client, [("t", 0)], lane, start="earliest", fallback_after=30.0)
+    base, last, data = stored_batch(client, "t", 0, 0)
+    damaged = bytearray(data)
+    damaged[-1] ^= 0xFF  # breaks the CRC
+    lane.publish("t", 0, base, last, bytes(damaged))
+    lane.publish("t", 0, base, last - 5, data)  # its events run past the announced range
+    assert offsets_of(consumer, 10) == list(range(10))
+    assert consumer.stats.corrupt_messages == 2 and consumer.stats.log_events == 10
+
+
+def test_start_positions(client: EmbeddedClient) -> None:
+    client.create_topic("t", 2)
+    produce(client, "t", 0, range(10))
+    produce(client, "t", 1, range(10))
+    lane = InProcFastLane()
+    assert LowLatencyConsumer(client, [("t", 0)], lane, start="earliest").positions() == {("t", 0): 0}
+    assert LowLatencyConsumer(client, [("t", 0)], lane, start="latest").positions() == {("t", 0): 10}
+    clamped = LowLatencyConsumer(client, [("t", 0), ("t", 1)], lane, start={("t", 0): 99})
+    assert clamped.positions() == {("t", 0): 10, ("t", 1): 10}
+    with pytest.raises(ValueError, match="start must be"):
+        LowLatencyConsumer(client, [("t", 0)], lane, start="newest")  # type: ignore[arg-type]
+
+
+def test_topics_created_later_are_published_until_detached(
+    backend: Backend, client: EmbeddedClient
+) -> None:
+    detach = attach(client.log, backend.open(), rescan_s=0.02)
+    client.create_topic("late", 1)
+    seen: list[int] = []
+    backend.open().subscribe("late", 0, lambda base, last, data: seen.append(base))
+    # Appends before the rescan finds the topic are not published (the log has them).
+    wait_until(lambda: (produce(client, "late", 0, range(1)), bool(seen))[1], 10,
+               "a publish on the new topic")
+    detach()
+    count = len(seen)
+    produce(client, "late", 0, range(5))
+    time.sleep(0.2)
+    assert len(seen) == count, "published after detach"
