@@ -398,11 +398,13 @@ class GroupCoordinator:
         g = self.group(group_id)
         if generation < 0 and not member_id:
             return E.RebalanceInProgress.errno if g.members else 0
+        # Kafka's order of checks: a group waiting for its leader's plan refuses every
+        # commit as "rebalance in progress", which clients treat as retry-after-rejoin.
+        if g.phase is GroupPhase.COMPLETING:
+            return E.RebalanceInProgress.errno
         err = self._check_member(g, generation, member_id)
         if err:
             return err
-        if g.phase is GroupPhase.COMPLETING:
-            return E.RebalanceInProgress.errno
         g.members[member_id].last_seen = time.monotonic()
         return 0
 

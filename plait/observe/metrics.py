@@ -41,9 +41,9 @@ class _LogCollector(Collector):
             labels=["group", "topic", "partition"],
         )
         for group, topic, part, committed in self._committed():
-            end = end_by_tp.get((topic, part))
-            if end is not None:
-                lag.add_metric([group, topic, str(part)], max(0, end - committed))
+            log_end = end_by_tp.get((topic, part))
+            if log_end is not None:
+                lag.add_metric([group, topic, str(part)], max(0, log_end - committed))
         yield lag
 
 

@@ -6,6 +6,8 @@ broker default") is refused with INVALID_REPLICATION_FACTOR, as a one-broker Kaf
 
 from __future__ import annotations
 
+from typing import Any
+
 from kafka.protocol.admin import CreateTopicsResponse, DeleteTopicsResponse, DescribeConfigsResponse
 
 from plait.broker import errors as E
@@ -23,7 +25,7 @@ SOURCE_TOPIC = 1
 SOURCE_STATIC_BROKER = 4
 
 
-def _create_one(broker: Broker, t, validate_only: bool):  # type: ignore[no-untyped-def]
+def _create_one(broker: Broker, t: Any, validate_only: bool) -> Any:
     R = CreateTopicsResponse.CreatableTopicResult
     partitions = broker.config.default_partitions if t.num_partitions == -1 else t.num_partitions
     if t.assignments:
