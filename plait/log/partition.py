@@ -258,11 +258,15 @@ class Partition:
                 raise CorruptSegmentError(
                     f"offset {offset} below the log end {end} is not in its segment",
                     where=str(seg.path))
-            parts = [seg.read(pos, max_bytes, seg.size, at_least_one=True)]
-            remaining = max_bytes - len(parts[0])
+            chunk = seg.read(pos, max_bytes, seg.size, at_least_one=True)
+            parts = [chunk]
+            remaining = max_bytes - len(chunk)
+            # Continue into the next segment only once this one is used up, so the
+            # result is always a gap-free run of batches.
             for seg in self._segments[i + 1:]:
-                if remaining <= 0:
+                if remaining <= 0 or pos + len(chunk) < self._segments[i].size:
                     break
+                i, pos = i + 1, 0
                 chunk = seg.read(0, remaining, seg.size, at_least_one=False)
                 if not chunk:
                     break

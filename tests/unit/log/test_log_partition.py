@@ -97,6 +97,9 @@ def test_read_limits_and_range(log: Log) -> None:
     assert len(p.read(0, max_bytes=1)) == size        # always at least one whole batch
     assert len(p.read(0, max_bytes=1 << 20)) == size * 20  # spans several segments
     assert len(list((log.path / "topics" / "r" / "0").glob("*.log"))) > 1
+    for max_bytes in range(1, size * 20, 37):  # any limit: a gap-free run from the start
+        offsets = [o for o, _, _ in decode(p.read(0, max_bytes))]
+        assert offsets == list(range(max(1, max_bytes // size)))
     with pytest.raises(OffsetOutOfRangeError) as info:
         p.read(21)
     assert (info.value.offset, info.value.log_start, info.value.log_end) == (21, 0, 20)
