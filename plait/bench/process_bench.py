@@ -12,22 +12,32 @@ from __future__ import annotations
 import json
 import platform
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 import pyarrow as pa
 
-from plait.process.bench_data import FILTER, PATTERNS, SCHEMA, make_events, users_dict, users_table
+from plait.process.bench_data import (
+    FILTER,
+    PATTERNS,
+    SCHEMA,
+    make_events,
+    users_dict,
+    users_table,
+)
 from plait.process.cpu.expr_compile import compile_expr
-from plait.process.enrich import ReferenceTable
 from plait.process.engine import Engine, EngineSelector
+from plait.process.enrich import ReferenceTable
 from plait.process.errors import GpuUnavailableError
 from plait.process.match import PatternSet
 
 DEFAULT_BATCHES = (1_000, 65_536, 1_000_000)
 
 
-def _best(fn: Callable[[], Any], n_rows: int, budget_s: float = 0.5) -> tuple[float, Any]:
+def _best(
+    fn: Callable[[], Any], n_rows: int, budget_s: float = 0.5
+) -> tuple[float, Any]:
     """Best rows/s over repeats within ``budget_s`` (at least one run)."""
     best, out, spent = float("inf"), None, 0.0
     while True:
@@ -45,17 +55,28 @@ def bench_loop(events: list[bytes]) -> dict[str, float]:
     pats = PATTERNS
     countries = ("DE", "FR")
     r_dec, docs = _best(lambda: [json.loads(e) for e in events], len(events))
-    r_fil, kept = _best(lambda: [d for d in docs if d["amount"] > 100 and d["country"] in countries], len(docs))
+    r_fil, kept = _best(
+        lambda: [d for d in docs if d["amount"] > 100 and d["country"] in countries],
+        len(docs),
+    )
 
     def enrich() -> list[dict[str, Any]]:
         out = []
         for d in kept:
             u = users.get(d["user_id"])
-            out.append({**d, "segment": u["segment"] if u else None, "risk": u["risk"] if u else None})
+            out.append(
+                {
+                    **d,
+                    "segment": u["segment"] if u else None,
+                    "risk": u["risk"] if u else None,
+                }
+            )
         return out
 
     r_enr, rich = _best(enrich, len(kept))
-    r_mat, _ = _best(lambda: [any(p in d["note"] for p in pats) for d in rich], len(rich))
+    r_mat, _ = _best(
+        lambda: [any(p in d["note"] for p in pats) for d in rich], len(rich)
+    )
 
     def end_to_end() -> int:
         n = 0
@@ -70,7 +91,13 @@ def bench_loop(events: list[bytes]) -> dict[str, float]:
         return n
 
     r_e2e, _ = _best(end_to_end, len(events))
-    return {"decode": r_dec, "filter": r_fil, "enrich": r_enr, "match": r_mat, "end_to_end": r_e2e}
+    return {
+        "decode": r_dec,
+        "filter": r_fil,
+        "enrich": r_enr,
+        "match": r_mat,
+        "end_to_end": r_e2e,
+    }
 
 
 def bench_engine(engine: Engine, events: list[bytes]) -> dict[str, float]:
@@ -79,7 +106,9 @@ def bench_engine(engine: Engine, events: list[bytes]) -> dict[str, float]:
     r_dec, res = _best(lambda: engine.decode(events, SCHEMA, "json"), len(events))
     batch: pa.RecordBatch = res.batch
     expr = compile_expr(FILTER, batch.schema, want="bool")
-    r_fil, kept = _best(lambda: batch.filter(engine.evaluate(expr, batch)), batch.num_rows)
+    r_fil, kept = _best(
+        lambda: batch.filter(engine.evaluate(expr, batch)), batch.num_rows
+    )
     r_enr, rich = _best(lambda: ref.lookup(kept, "user_id"), kept.num_rows)
     r_mat, _ = _best(lambda: engine.match(rich.column("note"), ps), rich.num_rows)
 
@@ -92,7 +121,13 @@ def bench_engine(engine: Engine, events: list[bytes]) -> dict[str, float]:
         return b.num_rows
 
     r_e2e, _ = _best(end_to_end, len(events))
-    return {"decode": r_dec, "filter": r_fil, "enrich": r_enr, "match": r_mat, "end_to_end": r_e2e}
+    return {
+        "decode": r_dec,
+        "filter": r_fil,
+        "enrich": r_enr,
+        "match": r_mat,
+        "end_to_end": r_e2e,
+    }
 
 
 def run_bench(engine: str, batches: tuple[int, ...]) -> dict[str, Any]:
@@ -106,8 +141,12 @@ def run_bench(engine: str, batches: tuple[int, ...]) -> dict[str, Any]:
             engines["gpu"] = sel.gpu
         except GpuUnavailableError as exc:
             engines["gpu"] = f"unavailable: {exc.reason}"
-    result: dict[str, Any] = {"machine": platform.platform(), "python": platform.python_version(),
-                              "event_bytes": None, "results": []}
+    result: dict[str, Any] = {
+        "machine": platform.platform(),
+        "python": platform.python_version(),
+        "event_bytes": None,
+        "results": [],
+    }
     for n in batches:
         events = make_events(n)
         result["event_bytes"] = round(sum(map(len, events)) / max(n, 1), 1)
@@ -116,14 +155,27 @@ def run_bench(engine: str, batches: tuple[int, ...]) -> dict[str, Any]:
             row[name] = eng if isinstance(eng, str) else bench_engine(eng, events)
         cpu = row.get("cpu")
         if isinstance(cpu, dict):
-            row["cpu_speedup_end_to_end"] = round(cpu["end_to_end"] / row["python_loop"]["end_to_end"], 2)
+            row["cpu_speedup_end_to_end"] = round(
+                cpu["end_to_end"] / row["python_loop"]["end_to_end"], 2
+            )
         result["results"].append(row)
     return result
 
 
 @click.command("process")
-@click.option("--engine", type=click.Choice(["auto", "cpu", "gpu", "all"]), default="all", show_default=True)
-@click.option("--batch", "batches", type=int, multiple=True, help="Batch size; repeat for several (default 1k, 64k, 1M).")
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "cpu", "gpu", "all"]),
+    default="all",
+    show_default=True,
+)
+@click.option(
+    "--batch",
+    "batches",
+    type=int,
+    multiple=True,
+    help="Batch size; repeat for several (default 1k, 64k, 1M).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def bench_process(engine: str, batches: tuple[int, ...], as_json: bool) -> None:
     """Events/s per operator and end to end: Python loop vs CPU engine vs GPU engine."""
@@ -144,7 +196,9 @@ def bench_process(engine: str, batches: tuple[int, ...], as_json: bool) -> None:
             cells = "  ".join(f"{k}={v / 1e6:7.2f}M/s" for k, v in r.items())
             click.echo(f"  {name:12s} {cells}")
         if "cpu_speedup_end_to_end" in row:
-            click.echo(f"  cpu end-to-end speedup over loop: {row['cpu_speedup_end_to_end']}x")
+            click.echo(
+                f"  cpu end-to-end speedup over loop: {row['cpu_speedup_end_to_end']}x"
+            )
 
 
 if __name__ == "__main__":

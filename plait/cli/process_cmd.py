@@ -8,12 +8,14 @@ dead letters (JSON lines to stderr or ``--dead-letters FILE``) carry.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import sys
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator
+from typing import IO, Any
 
 import click
 import numpy as np
@@ -47,15 +49,43 @@ def read_batches(stream: IO[bytes], batch_size: int) -> Iterator[Any]:
 
 @click.command("process")
 @click.argument("spec_path", metavar="SPEC.yaml", type=click.Path(dir_okay=False))
-@click.option("--engine", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True)
-@click.option("--dead-letters", "dead_path", type=click.Path(dir_okay=False), default=None,
-              help="Write dead letters (JSON lines) here instead of stderr.")
-@click.option("--batch-size", type=int, default=None, help="Records per batch (overrides the spec).")
-def process(spec_path: str, engine: str, dead_path: str | None, batch_size: int | None) -> None:
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "cpu", "gpu"]),
+    default="auto",
+    show_default=True,
+)
+@click.option(
+    "--dead-letters",
+    "dead_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write dead letters (JSON lines) here instead of stderr.",
+)
+@click.option(
+    "--batch-size",
+    type=int,
+    default=None,
+    help="Records per batch (overrides the spec).",
+)
+def process(
+    spec_path: str, engine: str, dead_path: str | None, batch_size: int | None
+) -> None:
     """Run SPEC.yaml over JSON lines on stdin; write JSON lines to stdout."""
+    with contextlib.ExitStack() as stack:
+        dead_out: IO[str] = (
+            stack.enter_context(open(dead_path, "w", encoding="utf-8"))
+            if dead_path
+            else sys.stderr
+        )
+        _process(spec_path, engine, dead_out, batch_size)
+
+
+def _process(
+    spec_path: str, engine: str, dead_out: IO[str], batch_size: int | None
+) -> None:
     from plait.pipeline.spec import build, load_spec
 
-    dead_out: IO[str] = open(dead_path, "w", encoding="utf-8") if dead_path else sys.stderr
     out = sys.stdout.buffer
 
     def on_dead(d: DeadLetter) -> None:
@@ -69,22 +99,29 @@ def process(spec_path: str, engine: str, dead_path: str | None, batch_size: int 
     try:
         spec, base = load_spec(spec_path)
         size = batch_size or spec.batch_size
-        p = build(spec, base, read_batches(sys.stdin.buffer, size), engine=engine, dead_letters=on_dead)
+        p = build(
+            spec,
+            base,
+            read_batches(sys.stdin.buffer, size),
+            engine=engine,
+            dead_letters=on_dead,
+        )
         p.to(write).run()
         out.flush()
     except PlaitError as exc:
         raise click.ClickException(_one_line(exc)) from exc
-    finally:
-        if dead_path:
-            dead_out.close()
 
 
 def load_pipeline_file(path: str | Path) -> Callable[[Iterable[Any]], Any]:
     """Import a user file and return its ``pipeline(source)`` function."""
     p = Path(path)
-    spec = importlib.util.spec_from_file_location(f"plait_user_pipeline_{abs(hash(str(p.resolve())))}", p)
+    spec = importlib.util.spec_from_file_location(
+        f"plait_user_pipeline_{abs(hash(str(p.resolve())))}", p
+    )
     if spec is None or spec.loader is None:
-        raise click.ClickException(f"{p}: expected a Python file defining pipeline(source)")
+        raise click.ClickException(
+            f"{p}: expected a Python file defining pipeline(source)"
+        )
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
@@ -92,8 +129,11 @@ def load_pipeline_file(path: str | Path) -> Callable[[Iterable[Any]], Any]:
         raise click.ClickException(f"{p}: file not found") from exc
     fn = getattr(module, "pipeline", None)
     if not callable(fn):
-        raise click.ClickException(f"{p}: expected a function pipeline(source), found none")
-    return fn  # type: ignore[no-any-return]
+        raise click.ClickException(
+            f"{p}: expected a function pipeline(source), found none"
+        )
+    result: Callable[[Iterable[Any]], Any] = fn
+    return result
 
 
 def run_pipeline(fn: Callable[[Iterable[Any]], Any], source: Iterable[Any]) -> Any:
@@ -104,32 +144,55 @@ def run_pipeline(fn: Callable[[Iterable[Any]], Any], source: Iterable[Any]) -> A
     """
     p = fn(source)
     if not hasattr(p, "run"):
-        raise click.ClickException(f"pipeline(source) must return a Pipeline, got {type(p).__name__}")
+        raise click.ClickException(
+            f"pipeline(source) must return a Pipeline, got {type(p).__name__}"
+        )
     return p.run()
 
 
 def topic_source(topic: str) -> Iterable[Any]:
     """A topic's records as batches. Placeholder until the SDK consumer is wired in."""
-    raise click.ClickException(f"reading topic {topic!r} needs the plait SDK consumer, not wired yet; use --stdin")
+    raise click.ClickException(
+        f"reading topic {topic!r} needs the plait SDK consumer, not wired yet; use --stdin"
+    )
 
 
 @click.command("run")
 @click.argument("pipeline_path", metavar="PIPELINE.py", type=click.Path(dir_okay=False))
 @click.option("--topic", default=None, help="Read this topic (needs the SDK).")
-@click.option("--stdin", "use_stdin", is_flag=True, help="Read JSON lines from stdin instead of a topic.")
+@click.option(
+    "--stdin",
+    "use_stdin",
+    is_flag=True,
+    help="Read JSON lines from stdin instead of a topic.",
+)
 @click.option("--batch-size", type=int, default=4096, show_default=True)
-def run(pipeline_path: str, topic: str | None, use_stdin: bool, batch_size: int) -> None:
+def run(
+    pipeline_path: str, topic: str | None, use_stdin: bool, batch_size: int
+) -> None:
     """Run PIPELINE.py, a file defining pipeline(source), over a topic or stdin."""
     if (topic is None) == (not use_stdin):
         raise click.ClickException("expected exactly one of --topic or --stdin")
     fn = load_pipeline_file(pipeline_path)
-    source = read_batches(sys.stdin.buffer, batch_size) if use_stdin else topic_source(str(topic))
+    source = (
+        read_batches(sys.stdin.buffer, batch_size)
+        if use_stdin
+        else topic_source(str(topic))
+    )
     try:
         stats = run_pipeline(fn, source)
     except PlaitError as exc:
         raise click.ClickException(_one_line(exc)) from exc
-    click.echo(json.dumps({"rows_in": stats.rows_in, "rows_out": stats.rows_out,
-                           "dead_letters": stats.dead_letters}), err=True)
+    click.echo(
+        json.dumps(
+            {
+                "rows_in": stats.rows_in,
+                "rows_out": stats.rows_out,
+                "dead_letters": stats.dead_letters,
+            }
+        ),
+        err=True,
+    )
 
 
 if __name__ == "__main__":  # python -m plait.cli.process_cmd SPEC.yaml < in > out

@@ -16,13 +16,31 @@ it); build a new one to run again.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import (
+    Any,
+    TypeAlias,
+)
 
 import numpy as np
 import pyarrow as pa
 
+from plait.pipeline.steps import (
+    OFFSET,
+    Context,
+    Decode,
+    Decrypt,
+    Enrich,
+    Filter,
+    Map,
+    Match,
+    Project,
+    RawBatch,
+    Step,
+    Window,
+)
 from plait.process.deadletter import DeadLetter, DeadLetterHandler
 from plait.process.decrypt import KeyRing
 from plait.process.engine import EngineSelector
@@ -32,10 +50,8 @@ from plait.process.match import PatternSet
 from plait.process.schema import Schema
 from plait.process.sinks import CallbackSink, Sink
 from plait.process.window import WindowSpec
-from plait.pipeline.steps import (OFFSET, Context, Decode, Decrypt, Enrich, Filter, Map, Match, Project,
-                                  RawBatch, Step, Window)
 
-SourceItem = pa.RecordBatch | Sequence[bytes] | RawBatch
+SourceItem: TypeAlias = pa.RecordBatch | Sequence[bytes] | RawBatch
 
 
 @dataclass
@@ -47,65 +63,126 @@ class RunStats:
 
 
 class Pipeline:
-    def __init__(self, source: Iterable[SourceItem] | None = None, *, engine: str = "auto",
-                 dead_letters: DeadLetterHandler | None = None) -> None:
+    def __init__(
+        self,
+        source: Iterable[SourceItem] | None = None,
+        *,
+        engine: str = "auto",
+        dead_letters: DeadLetterHandler | None = None,
+    ) -> None:
         self.source = source
         self.steps: list[Step] = []
         self.sinks: list[Sink] = []
         self.dead_letters: list[DeadLetter] = []
-        self._ctx = Context(EngineSelector(engine), dead_letters or self.dead_letters.append)
+        self._ctx = Context(
+            EngineSelector(engine), dead_letters or self.dead_letters.append
+        )
         self._next_offset = 0
 
     # -- building ------------------------------------------------------------------------
-    def decode(self, schema: Schema | Mapping[str, str] | pa.Schema, *, format: str = "json") -> "Pipeline":
+    def decode(
+        self, schema: Schema | Mapping[str, str] | pa.Schema, *, format: str = "json"
+    ) -> Pipeline:
         """JSON documents or msgpack maps -> typed columns; misfits become dead letters."""
         if format not in ("json", "msgpack"):
-            raise SchemaError(f"decode: expected format 'json' or 'msgpack', got {format!r}")
+            raise SchemaError(
+                f"decode: expected format 'json' or 'msgpack', got {format!r}"
+            )
         return self._add(Decode(Schema.of(schema), format))
 
-    def filter(self, expr: str) -> "Pipeline":
+    def filter(self, expr: str) -> Pipeline:
         """Keep rows where ``expr`` is true (null counts as false)."""
         return self._add(Filter(expr))
 
-    def project(self, *columns: str, **computed: str) -> "Pipeline":
+    def project(self, *columns: str, **computed: str) -> Pipeline:
         """Select columns, then add computed ones: ``project("a", total="amount * 2")``;
         rename with ``new="old"``."""
         return self._add(Project([(c, c) for c in columns] + list(computed.items())))
 
-    def map(self, fn: Callable[..., Any], *, inputs: list[str] | None = None, output: str | None = None) -> "Pipeline":
+    def map(
+        self,
+        fn: Callable[..., Any],
+        *,
+        inputs: list[str] | None = None,
+        output: str | None = None,
+    ) -> Pipeline:
         """A vectorized function over the batch, or over ``inputs`` columns into ``output``."""
         if (inputs is None) != (output is None):
             raise SchemaError("map: expected both inputs and output, or neither")
         return self._add(Map(fn, inputs, output))
 
-    def enrich(self, table: "ReferenceTable | str | Path | pa.Table", on: str, *, key: str | None = None,
-               columns: list[str] | None = None) -> "Pipeline":
+    def enrich(
+        self,
+        table: ReferenceTable | str | Path | pa.Table,
+        on: str,
+        *,
+        key: str | None = None,
+        columns: list[str] | None = None,
+    ) -> Pipeline:
         """Left lookup of ``on`` in a reference table (file reloaded when it changes)."""
-        ref = table if isinstance(table, ReferenceTable) else ReferenceTable(table, key or on, columns=columns)
+        ref = (
+            table
+            if isinstance(table, ReferenceTable)
+            else ReferenceTable(table, key or on, columns=columns)
+        )
         return self._add(Enrich(ref, on))
 
-    def match(self, patterns: Sequence[str | bytes], field: str, *, output: str = "match",
-              caseless: bool = False, names: bool = False) -> "Pipeline":
+    def match(
+        self,
+        patterns: Sequence[str | bytes],
+        field: str,
+        *,
+        output: str = "match",
+        caseless: bool = False,
+        names: bool = False,
+    ) -> Pipeline:
         """Which literal patterns occur in ``field``: ``<output>_ids``, ``<output>_any``."""
-        return self._add(Match(PatternSet.of(patterns, caseless=caseless), field, output, names))
+        return self._add(
+            Match(PatternSet.of(patterns, caseless=caseless), field, output, names)
+        )
 
-    def decrypt(self, field: str, key_id: str, keys: "KeyRing | Mapping[str, bytes | str] | str | Path", *,
-                output: str | None = None, aad: str | None = None, as_string: bool = False) -> "Pipeline":
+    def decrypt(
+        self,
+        field: str,
+        key_id: str,
+        keys: KeyRing | Mapping[str, bytes | str] | str | Path,
+        *,
+        output: str | None = None,
+        aad: str | None = None,
+        as_string: bool = False,
+    ) -> Pipeline:
         """AES-GCM per record (layout in plait.process.decrypt); failures are dead letters."""
-        return self._add(Decrypt(field, key_id, KeyRing.of(keys), output, aad, as_string))
+        return self._add(
+            Decrypt(field, key_id, KeyRing.of(keys), output, aad, as_string)
+        )
 
-    def window(self, size: int, time: str, *, slide: int | None = None, lateness: int = 0,
-               key: str | None = None, value: str | None = None, quantiles: Sequence[float] = (),
-               alpha: float = 0.01) -> "Pipeline":
+    def window(
+        self,
+        size: int,
+        time: str,
+        *,
+        slide: int | None = None,
+        lateness: int = 0,
+        key: str | None = None,
+        value: str | None = None,
+        quantiles: Sequence[float] = (),
+        alpha: float = 0.01,
+    ) -> Pipeline:
         """Tumbling (or sliding) event-time windows; emits rows of aggregates per window."""
-        return self._add(Window(WindowSpec(size, time, slide, lateness, key, value, tuple(quantiles), alpha)))
+        return self._add(
+            Window(
+                WindowSpec(
+                    size, time, slide, lateness, key, value, tuple(quantiles), alpha
+                )
+            )
+        )
 
-    def to(self, sink: "Sink | Callable[[pa.RecordBatch], Any]") -> "Pipeline":
+    def to(self, sink: Sink | Callable[[pa.RecordBatch], Any]) -> Pipeline:
         """Send output batches to ``sink`` (a Sink or a callable)."""
         self.sinks.append(sink if isinstance(sink, Sink) else CallbackSink(sink))
         return self
 
-    def _add(self, step: Step) -> "Pipeline":
+    def _add(self, step: Step) -> Pipeline:
         self.steps.append(step)
         return self
 
@@ -155,11 +232,17 @@ class Pipeline:
 
     def _run_from(self, start: int, batch: Any) -> list[pa.RecordBatch]:
         for step in self.steps[start:]:
+            if isinstance(batch, RawBatch) and not isinstance(step, Decode):
+                raise SchemaError(
+                    f"{step.name}: records were never decoded; add .decode(schema) first"
+                )
             batch = step.apply(batch, self._ctx)
             if batch is None:
                 return []
         if isinstance(batch, RawBatch):
-            raise SchemaError("pipeline: records were never decoded; add .decode(schema)")
+            raise SchemaError(
+                "pipeline: records were never decoded; add .decode(schema)"
+            )
         return [batch] if batch.num_rows else []
 
     def _deliver(self, outs: list[pa.RecordBatch]) -> None:
@@ -169,22 +252,37 @@ class Pipeline:
 
     def _normalize(self, item: SourceItem) -> Any:
         if isinstance(item, RawBatch):
-            self._next_offset = int(item.offsets[-1]) + 1 if len(item.offsets) else self._next_offset
+            self._next_offset = (
+                int(item.offsets[-1]) + 1 if len(item.offsets) else self._next_offset
+            )
             return item
         if isinstance(item, pa.RecordBatch):
             if OFFSET not in item.schema.names:
-                offs = np.arange(self._next_offset, self._next_offset + item.num_rows, dtype=np.int64)
+                offs = np.arange(
+                    self._next_offset, self._next_offset + item.num_rows, dtype=np.int64
+                )
                 item = item.append_column(OFFSET, pa.array(offs))
             if item.num_rows:
-                self._next_offset = int(item.column(OFFSET)[item.num_rows - 1].as_py()) + 1
+                self._next_offset = (
+                    int(item.column(OFFSET)[item.num_rows - 1].as_py()) + 1
+                )
             if self.steps and isinstance(self.steps[0], Decode):
                 if "value" not in item.schema.names:
-                    raise SchemaError(f"decode: expected a 'value' column, columns are {item.schema.names}")
-                vals = [v.encode("utf-8") if isinstance(v, str) else v for v in item.column("value").to_pylist()]
-                return RawBatch(vals, item.column(OFFSET).to_numpy(zero_copy_only=False))
+                    raise SchemaError(
+                        f"decode: expected a 'value' column, columns are {item.schema.names}"
+                    )
+                vals = [
+                    v.encode("utf-8") if isinstance(v, str) else v
+                    for v in item.column("value").to_pylist()
+                ]
+                return RawBatch(
+                    vals, item.column(OFFSET).to_numpy(zero_copy_only=False)
+                )
             return item
         values = list(item)
-        offs = np.arange(self._next_offset, self._next_offset + len(values), dtype=np.int64)
+        offs = np.arange(
+            self._next_offset, self._next_offset + len(values), dtype=np.int64
+        )
         self._next_offset += len(values)
         return RawBatch(values, offs)
 
@@ -197,8 +295,12 @@ def _rows(item: SourceItem) -> int:
     return len(item)
 
 
-def pipeline(source: Iterable[SourceItem] | None = None, *, engine: str = "auto",
-             dead_letters: DeadLetterHandler | None = None) -> Pipeline:
+def pipeline(
+    source: Iterable[SourceItem] | None = None,
+    *,
+    engine: str = "auto",
+    dead_letters: DeadLetterHandler | None = None,
+) -> Pipeline:
     """Start a pipeline over ``source``: an iterable of Arrow record batches, of lists of raw
     records (bytes), or of RawBatch. ``engine``: "auto", "cpu" or "gpu" (GpuUnavailableError
     when no GPU). Dead letters go to ``dead_letters`` or collect in ``.dead_letters``."""

@@ -13,8 +13,8 @@ Only ``schema`` is required. Unknown keys are rejected with the key's path.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Union
 
 import msgspec
 import yaml
@@ -27,8 +27,8 @@ from plait.process.deadletter import DeadLetterHandler
 class EnrichSpec(msgspec.Struct, forbid_unknown_fields=True):
     file: str
     key: str
-    on: Union[str, None] = None
-    columns: Union[list[str], None] = None
+    on: str | None = None
+    columns: list[str] | None = None
 
 
 class MatchSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -42,10 +42,10 @@ class MatchSpec(msgspec.Struct, forbid_unknown_fields=True):
 class Spec(msgspec.Struct, forbid_unknown_fields=True):
     schema: dict[str, str]
     format: str = "json"
-    filter: Union[str, None] = None
-    enrich: Union[EnrichSpec, None] = None
-    match: Union[MatchSpec, None] = None
-    output: Union[list[Union[str, dict[str, str]]], None] = None
+    filter: str | None = None
+    enrich: EnrichSpec | None = None
+    match: MatchSpec | None = None
+    output: list[str | dict[str, str]] | None = None
     batch_size: int = 4096
 
 
@@ -57,22 +57,34 @@ def load_spec(path: str | Path) -> tuple[Spec, Path]:
     except OSError as exc:
         raise ConfigError(f"spec {p}: cannot read: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"spec {p}: expected YAML: {str(exc).splitlines()[0]}") from exc
+        raise ConfigError(
+            f"spec {p}: expected YAML: {str(exc).splitlines()[0]}"
+        ) from exc
     try:
         spec = msgspec.convert(raw, Spec)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"spec {p}: {exc}") from exc
     if spec.format not in ("json", "msgpack"):
-        raise ConfigError(f"spec {p}: format: expected 'json' or 'msgpack', got {spec.format!r}")
+        raise ConfigError(
+            f"spec {p}: format: expected 'json' or 'msgpack', got {spec.format!r}"
+        )
     if spec.batch_size < 1:
         raise ConfigError(f"spec {p}: batch_size: expected >= 1, got {spec.batch_size}")
     return spec, p.parent
 
 
-def build(spec: Spec, base: Path, source: Iterable[SourceItem] | None = None, *, engine: str = "auto",
-          dead_letters: DeadLetterHandler | None = None) -> Pipeline:
+def build(
+    spec: Spec,
+    base: Path,
+    source: Iterable[SourceItem] | None = None,
+    *,
+    engine: str = "auto",
+    dead_letters: DeadLetterHandler | None = None,
+) -> Pipeline:
     """The Pipeline a spec describes (sinks not attached)."""
-    p = pipeline(source, engine=engine, dead_letters=dead_letters).decode(spec.schema, format=spec.format)
+    p = pipeline(source, engine=engine, dead_letters=dead_letters).decode(
+        spec.schema, format=spec.format
+    )
     if spec.filter:
         p.filter(spec.filter)
     if spec.enrich:
@@ -80,18 +92,20 @@ def build(spec: Spec, base: Path, source: Iterable[SourceItem] | None = None, *,
         p.enrich(base / e.file, on=e.on or e.key, key=e.key, columns=e.columns)
     if spec.match:
         m = spec.match
-        p.match(m.patterns, m.field, output=m.output, caseless=m.caseless, names=m.names)
+        p.match(
+            m.patterns, m.field, output=m.output, caseless=m.caseless, names=m.names
+        )
     if spec.output:
         plain: list[str] = []
         computed: dict[str, str] = {}
         for item in spec.output:
             if isinstance(item, str):
                 if computed:
-                    raise ConfigError("spec output: list plain field names before computed ones")
+                    raise ConfigError(
+                        "spec output: list plain field names before computed ones"
+                    )
                 plain.append(item)
             else:
                 computed.update(item)
         p.project(*plain, **computed)
     return p
-
-

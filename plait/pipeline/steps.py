@@ -7,8 +7,9 @@ which dead letters and the exactly-once Parquet sink rely on.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -40,7 +41,12 @@ class Context:
     on_dead: DeadLetterHandler
     dead_count: int = 0
 
-    def reject(self, stage: str, batch: pa.RecordBatch | RawBatch, rows: Sequence[tuple[int, str]]) -> None:
+    def reject(
+        self,
+        stage: str,
+        batch: pa.RecordBatch | RawBatch,
+        rows: Sequence[tuple[int, str]],
+    ) -> None:
         """Report rows of ``batch`` (position, reason) as dead letters, in position order."""
         for pos, reason in rows:
             if isinstance(batch, RawBatch):
@@ -78,7 +84,9 @@ class _ExprCache:
     def get(self, schema: pa.Schema) -> CompiledExpr:
         ce = self._by_schema.get(schema)
         if ce is None:
-            ce = self._by_schema[schema] = compile_expr(self.text, schema, want=self.want)
+            ce = self._by_schema[schema] = compile_expr(
+                self.text, schema, want=self.want
+            )
         return ce
 
 
@@ -90,8 +98,12 @@ class Decode(Step):
 
     def apply(self, batch: Any, ctx: Context) -> pa.RecordBatch | None:
         if not isinstance(batch, RawBatch):
-            raise SchemaError(f"decode: expected undecoded records, got a decoded batch with {batch.schema.names}")
-        res = ctx.engines.pick("decode", len(batch.values)).decode(batch.values, self.schema, self.format)
+            raise SchemaError(
+                f"decode: expected undecoded records, got a decoded batch with {batch.schema.names}"
+            )
+        res = ctx.engines.pick("decode", len(batch.values)).decode(
+            batch.values, self.schema, self.format
+        )
         if res.errors:
             ctx.reject(self.name, batch, res.errors)
         offs = pa.array(batch.offsets[res.good], type=pa.int64())
@@ -129,7 +141,11 @@ class Project(Step):
             if cache.text in batch.schema.names:  # plain column: keep its exact type
                 arrays.append(batch.column(cache.text))
             else:
-                arrays.append(ctx.engines.pick("filter", batch.num_rows).evaluate(cache.get(batch.schema), batch))
+                arrays.append(
+                    ctx.engines.pick("filter", batch.num_rows).evaluate(
+                        cache.get(batch.schema), batch
+                    )
+                )
             names.append(out)
         if OFFSET in batch.schema.names and OFFSET not in names:
             arrays.append(batch.column(OFFSET))
@@ -151,7 +167,9 @@ class Map(Step):
         if self.inputs is None:
             out = self.fn(batch)
             if not isinstance(out, pa.RecordBatch) or out.num_rows != batch.num_rows:
-                raise SchemaError(f"map: expected a RecordBatch of {batch.num_rows} rows from {self.fn!r}, got {out!r:.80}")
+                raise SchemaError(
+                    f"map: expected a RecordBatch of {batch.num_rows} rows from {self.fn!r}, got {out!r:.80}"
+                )
             if OFFSET in batch.schema.names and OFFSET not in out.schema.names:
                 out = out.append_column(OFFSET, batch.column(OFFSET))
             return out
@@ -161,7 +179,9 @@ class Map(Step):
         if not isinstance(arr, (pa.Array, pa.ChunkedArray)):
             arr = pa.array(arr)
         if len(arr) != batch.num_rows:
-            raise SchemaError(f"map: {self.output!r} expected {batch.num_rows} values, got {len(arr)}")
+            raise SchemaError(
+                f"map: {self.output!r} expected {batch.num_rows} values, got {len(arr)}"
+            )
         idx = batch.schema.get_field_index(self.output)
         if idx >= 0:
             return batch.set_column(idx, self.output, arr)
@@ -193,13 +213,21 @@ class Match(Step):
     def apply(self, batch: pa.RecordBatch, ctx: Context) -> pa.RecordBatch | None:
         idx = batch.schema.get_field_index(self.field)
         if idx < 0:
-            raise SchemaError(f"match: expected field {self.field!r}, columns are {batch.schema.names}")
-        res = ctx.engines.pick("match", batch.num_rows).match(batch.column(idx), self.patterns)
-        batch = batch.append_column(f"{self.output}_ids", res.ids).append_column(f"{self.output}_any", res.any)
+            raise SchemaError(
+                f"match: expected field {self.field!r}, columns are {batch.schema.names}"
+            )
+        res = ctx.engines.pick("match", batch.num_rows).match(
+            batch.column(idx), self.patterns
+        )
+        batch = batch.append_column(f"{self.output}_ids", res.ids).append_column(
+            f"{self.output}_any", res.any
+        )
         if self.names:
             names = pa.array(self.patterns.names, type=pa.string())
             flat = names.take(res.ids.values)
-            batch = batch.append_column(f"{self.output}_names", pa.ListArray.from_arrays(res.ids.offsets, flat))
+            batch = batch.append_column(
+                f"{self.output}_names", pa.ListArray.from_arrays(res.ids.offsets, flat)
+            )
         return batch
 
 
@@ -214,12 +242,15 @@ class Decrypt(Step):
     name = "decrypt"
 
     def apply(self, batch: pa.RecordBatch, ctx: Context) -> pa.RecordBatch | None:
-        for col in (self.field, self.key_id, *( [self.aad] if self.aad else [])):
+        for col in (self.field, self.key_id, *([self.aad] if self.aad else [])):
             if col not in batch.schema.names:
-                raise SchemaError(f"decrypt: expected column {col!r}, columns are {batch.schema.names}")
+                raise SchemaError(
+                    f"decrypt: expected column {col!r}, columns are {batch.schema.names}"
+                )
         aad = batch.column(self.aad) if self.aad else None
         res = ctx.engines.pick("decrypt", batch.num_rows).decrypt(
-            batch.column(self.field), batch.column(self.key_id), self.ring, aad)
+            batch.column(self.field), batch.column(self.key_id), self.ring, aad
+        )
         plain: pa.Array = res.plaintext
         errors = list(res.errors)
         if self.as_string:
@@ -233,7 +264,11 @@ class Decrypt(Step):
             plain = pa.array(texts, type=pa.string())
         out_name = self.output or self.field
         idx = batch.schema.get_field_index(out_name)
-        out = batch.set_column(idx, out_name, plain) if idx >= 0 else batch.append_column(out_name, plain)
+        out = (
+            batch.set_column(idx, out_name, plain)
+            if idx >= 0
+            else batch.append_column(out_name, plain)
+        )
         if not errors:
             return out
         errors.sort()
@@ -266,5 +301,17 @@ def nonempty(batch: pa.RecordBatch | None) -> bool:
     return batch is not None and batch.num_rows > 0
 
 
-__all__ = ["Context", "Decode", "Decrypt", "Enrich", "Filter", "Map", "Match", "Project", "RawBatch",
-           "Step", "Window", "OFFSET"]
+__all__ = [
+    "OFFSET",
+    "Context",
+    "Decode",
+    "Decrypt",
+    "Enrich",
+    "Filter",
+    "Map",
+    "Match",
+    "Project",
+    "RawBatch",
+    "Step",
+    "Window",
+]

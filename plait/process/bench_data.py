@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pyarrow as pa
 
@@ -17,15 +18,55 @@ from plait.process.decrypt import KeyRing, encrypt_value
 from plait.process.match import PatternSet
 from plait.process.schema import Schema
 
-SCHEMA = Schema.of({"event_id": "int", "user_id": "int", "amount": "float", "country": "string",
-                    "ts": "int", "kind": "string", "ok": "bool", "note": "string"})
+SCHEMA = Schema.of(
+    {
+        "event_id": "int",
+        "user_id": "int",
+        "amount": "float",
+        "country": "string",
+        "ts": "int",
+        "kind": "string",
+        "ok": "bool",
+        "note": "string",
+    }
+)
 FILTER = "amount > 100 and country in ('DE', 'FR')"
-PATTERNS = ["fraud", "chargeback", "stolen", "phishing", "refund abuse", "account takeover",
-            "card testing", "velocity", "money mule", "spoofed"]
+PATTERNS = [
+    "fraud",
+    "chargeback",
+    "stolen",
+    "phishing",
+    "refund abuse",
+    "account takeover",
+    "card testing",
+    "velocity",
+    "money mule",
+    "spoofed",
+]
 N_USERS = 10_000
 _COUNTRIES = ["DE", "FR", "US", "GB", "NL", "ES", "IT", "PL"]
-_WORDS = ("order shipped payment card refund customer support delivery invoice account login basket "
-          "checkout coupon review return warehouse parcel gift address").split()
+_WORDS = [
+    "order",
+    "shipped",
+    "payment",
+    "card",
+    "refund",
+    "customer",
+    "support",
+    "delivery",
+    "invoice",
+    "account",
+    "login",
+    "basket",
+    "checkout",
+    "coupon",
+    "review",
+    "return",
+    "warehouse",
+    "parcel",
+    "gift",
+    "address",
+]
 HIT_RATE = 0.02  # share of notes that contain a pattern: suspicious events are rare
 
 
@@ -34,16 +75,21 @@ def make_events(n: int, seed: int = 42) -> list[bytes]:
     rnd = random.Random(seed)
     out = []
     for i in range(n):
-        out.append(json.dumps({
-            "event_id": i,
-            "user_id": rnd.randrange(N_USERS),
-            "amount": round(rnd.uniform(0, 500), 2),
-            "country": rnd.choice(_COUNTRIES),
-            "ts": 1_700_000_000_000 + i * 13,
-            "kind": rnd.choice(["purchase", "view", "refund", "login"]),
-            "ok": rnd.random() < 0.95,
-            "note": _note(rnd),
-        }, separators=(", ", ": ")).encode())
+        out.append(
+            json.dumps(
+                {
+                    "event_id": i,
+                    "user_id": rnd.randrange(N_USERS),
+                    "amount": round(rnd.uniform(0, 500), 2),
+                    "country": rnd.choice(_COUNTRIES),
+                    "ts": 1_700_000_000_000 + i * 13,
+                    "kind": rnd.choice(["purchase", "view", "refund", "login"]),
+                    "ok": rnd.random() < 0.95,
+                    "note": _note(rnd),
+                },
+                separators=(", ", ": "),
+            ).encode()
+        )
     return out
 
 
@@ -57,9 +103,13 @@ def _note(rnd: random.Random) -> str:
 def users_table() -> pa.Table:
     """The enrich reference table: user_id -> segment, risk score."""
     ids = list(range(N_USERS))
-    return pa.table({"user_id": pa.array(ids, pa.int64()),
-                     "segment": [("gold", "silver", "bronze")[i % 3] for i in ids],
-                     "risk": [float((i * 37) % 100) / 100 for i in ids]})
+    return pa.table(
+        {
+            "user_id": pa.array(ids, pa.int64()),
+            "segment": [("gold", "silver", "bronze")[i % 3] for i in ids],
+            "risk": [float((i * 37) % 100) / 100 for i in ids],
+        }
+    )
 
 
 def users_dict() -> dict[int, dict[str, Any]]:
@@ -67,11 +117,16 @@ def users_dict() -> dict[int, dict[str, Any]]:
     return {r["user_id"]: r for r in t}
 
 
-def op_tasks(op: str, n: int, cpu: Any, gpu: Any) -> tuple[Callable[[], object], Callable[[], object]]:
+def op_tasks(
+    op: str, n: int, cpu: Any, gpu: Any
+) -> tuple[Callable[[], object], Callable[[], object]]:
     """Two thunks running ``op`` on the same ``n``-record input, on each engine."""
     events = make_events(n, seed=7)
     if op == "decode":
-        return (lambda: cpu.decode(events, SCHEMA, "json"), lambda: gpu.decode(events, SCHEMA, "json"))
+        return (
+            lambda: cpu.decode(events, SCHEMA, "json"),
+            lambda: gpu.decode(events, SCHEMA, "json"),
+        )
     if op == "match":
         notes = cpu.decode(events, SCHEMA, "json").batch.column("note")
         ps = PatternSet.of(PATTERNS)
@@ -79,7 +134,15 @@ def op_tasks(op: str, n: int, cpu: Any, gpu: Any) -> tuple[Callable[[], object],
     if op == "decrypt":
         key = bytes(range(32))
         ring = KeyRing({"k": key})
-        vals = pa.array([encrypt_value(key, e, nonce=i.to_bytes(12, "big")) for i, e in enumerate(events)])
+        vals = pa.array(
+            [
+                encrypt_value(key, e, nonce=i.to_bytes(12, "big"))
+                for i, e in enumerate(events)
+            ]
+        )
         kids = pa.array(["k"] * n)
-        return (lambda: cpu.decrypt(vals, kids, ring, None), lambda: gpu.decrypt(vals, kids, ring, None))
+        return (
+            lambda: cpu.decrypt(vals, kids, ring, None),
+            lambda: gpu.decrypt(vals, kids, ring, None),
+        )
     raise ValueError(f"op_tasks: expected decode, match or decrypt, got {op!r}")

@@ -8,8 +8,9 @@ dead-letter handler.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 DeadLetterHandler = Callable[["DeadLetter"], None]
 
@@ -31,14 +32,20 @@ class DeadLetter:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict (bytes as UTF-8 text when valid, else base64 under ``value_b64``)."""
-        out: dict[str, Any] = {"stage": self.stage, "position": self.position, "offset": self.offset,
-                               "reason": self.reason}
+        out: dict[str, Any] = {
+            "stage": self.stage,
+            "position": self.position,
+            "offset": self.offset,
+            "reason": self.reason,
+        }
         if isinstance(self.value, bytes):
             try:
                 out["value"] = self.value.decode("utf-8")
             except UnicodeDecodeError:
                 out["value_b64"] = base64.b64encode(self.value).decode("ascii")
         elif self.value is not None:
-            out["value"] = {k: (base64.b64encode(v).decode("ascii") if isinstance(v, bytes) else v)
-                            for k, v in self.value.items()}
+            out["value"] = {
+                k: (base64.b64encode(v).decode("ascii") if isinstance(v, bytes) else v)
+                for k, v in self.value.items()
+            }
         return out

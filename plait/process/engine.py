@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Protocol, Sequence, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import pyarrow as pa
 
@@ -59,7 +60,9 @@ class MatchEngine(Protocol):
 
 @runtime_checkable
 class DecryptEngine(Protocol):
-    def decrypt(self, values: pa.Array, key_ids: pa.Array, ring: KeyRing, aad: pa.Array | None) -> DecryptResult:
+    def decrypt(
+        self, values: pa.Array, key_ids: pa.Array, ring: KeyRing, aad: pa.Array | None
+    ) -> DecryptResult:
         """AES-GCM per record; failures as (position, reason), their plaintext null."""
         ...
 
@@ -82,7 +85,9 @@ class CpuEngine:
     def match(self, values: pa.Array, patterns: PatternSet) -> MatchResult:
         return match_cpu(values, patterns)
 
-    def decrypt(self, values: pa.Array, key_ids: pa.Array, ring: KeyRing, aad: pa.Array | None) -> DecryptResult:
+    def decrypt(
+        self, values: pa.Array, key_ids: pa.Array, ring: KeyRing, aad: pa.Array | None
+    ) -> DecryptResult:
         return decrypt_cpu(values, key_ids, ring, aad)
 
 
@@ -105,20 +110,32 @@ class Crossover:
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"device": self.device, "thresholds": self.thresholds}))
+        tmp.write_text(
+            json.dumps({"device": self.device, "thresholds": self.thresholds})
+        )
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Path) -> "Crossover | None":
+    def load(cls, path: Path) -> Crossover | None:
         try:
             raw = json.loads(path.read_text())
-            return cls(str(raw["device"]), {str(k): (None if v is None else int(v)) for k, v in raw["thresholds"].items()})
+            return cls(
+                str(raw["device"]),
+                {
+                    str(k): (None if v is None else int(v))
+                    for k, v in raw["thresholds"].items()
+                },
+            )
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
 
-def calibrate(gpu: Engine, cpu: Engine = CPU, sizes: Sequence[int] = (1024, 8192, 65536, 262144),
-              repeat: int = 3) -> Crossover:
+def calibrate(
+    gpu: Engine,
+    cpu: Engine = CPU,
+    sizes: Sequence[int] = (1024, 8192, 65536, 262144),
+    repeat: int = 3,
+) -> Crossover:
     """Time both engines on synthetic batches; the crossover of an operator is the smallest
     size from which the GPU is faster at every larger size measured."""
     from plait.process import bench_data  # local: only calibration needs it
@@ -134,7 +151,9 @@ def calibrate(gpu: Engine, cpu: Engine = CPU, sizes: Sequence[int] = (1024, 8192
             if not faster[i]:
                 break
             thresholds[op] = sizes[i]
-    thresholds["filter"] = None  # the GPU engine runs filters on the CPU (see gpu/engine.py)
+    thresholds["filter"] = (
+        None  # the GPU engine runs filters on the CPU (see gpu/engine.py)
+    )
     return Crossover(getattr(gpu, "device_name", "gpu"), thresholds)
 
 
@@ -150,10 +169,17 @@ def _best(task: Callable[[], object], repeat: int) -> float:
 class EngineSelector:
     """Picks the engine for each (operator, batch size); see the module docstring."""
 
-    def __init__(self, engine: str = "auto", *, cache_path: Path | None = None,
-                 crossover: Crossover | None = None) -> None:
+    def __init__(
+        self,
+        engine: str = "auto",
+        *,
+        cache_path: Path | None = None,
+        crossover: Crossover | None = None,
+    ) -> None:
         if engine not in ("auto", "cpu", "gpu"):
-            raise ConfigError(f"engine: expected 'auto', 'cpu' or 'gpu', got {engine!r}")
+            raise ConfigError(
+                f"engine: expected 'auto', 'cpu' or 'gpu', got {engine!r}"
+            )
         self.mode = engine
         self.gpu: Engine | None = None
         self.gpu_reason: str | None = None
@@ -172,7 +198,9 @@ class EngineSelector:
         if engine == "auto" and self.crossover is None:
             path = cache_path or default_cache_path()
             self.crossover = Crossover.load(path)
-            if self.crossover is None or self.crossover.device != getattr(self.gpu, "device_name", "gpu"):
+            if self.crossover is None or self.crossover.device != getattr(
+                self.gpu, "device_name", "gpu"
+            ):
                 self.crossover = calibrate(self.gpu)
                 self.crossover.save(path)
 
@@ -184,5 +212,3 @@ class EngineSelector:
         assert self.crossover is not None
         threshold = self.crossover.thresholds.get(op)
         return self.gpu if threshold is not None and n_rows >= threshold else CPU
-
-

@@ -36,7 +36,13 @@ class ReferenceTable:
     previous snapshot and raises :class:`EnrichError`.
     """
 
-    def __init__(self, source: "str | Path | pa.Table", key: str, *, columns: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        source: str | Path | pa.Table,
+        key: str,
+        *,
+        columns: list[str] | None = None,
+    ) -> None:
         self.key = key
         self.columns = columns
         self.path = None if isinstance(source, pa.Table) else Path(source)
@@ -59,22 +65,35 @@ class ReferenceTable:
             else:
                 table = pacsv.read_csv(self.path)
         except (OSError, pa.ArrowInvalid) as exc:
-            raise EnrichError(f"reference table {self.path}: expected a readable CSV or Parquet file: {exc}") from exc
+            raise EnrichError(
+                f"reference table {self.path}: expected a readable CSV or Parquet file: {exc}"
+            ) from exc
         return self._build(table, mtime)
 
     def _build(self, table: pa.Table, mtime: int | None) -> _Snapshot:
         where = self.path or "arrow table"
         if self.key not in table.column_names:
-            raise EnrichError(f"reference table {where}: expected key column {self.key!r}, columns are {table.column_names}")
+            raise EnrichError(
+                f"reference table {where}: expected key column {self.key!r}, columns are {table.column_names}"
+            )
         if self.columns is not None:
             missing = [c for c in self.columns if c not in table.column_names]
             if missing:
-                raise EnrichError(f"reference table {where}: expected columns {missing}, columns are {table.column_names}")
-            table = table.select([self.key, *[c for c in self.columns if c != self.key]])
+                raise EnrichError(
+                    f"reference table {where}: expected columns {missing}, columns are {table.column_names}"
+                )
+            table = table.select(
+                [self.key, *[c for c in self.columns if c != self.key]]
+            )
         table = table.combine_chunks()
         keys = table.column(self.key).combine_chunks()
-        if pc.count_distinct(keys).as_py() != len(keys) - keys.null_count or keys.null_count:
-            raise EnrichError(f"reference table {where}: expected unique non-null keys in {self.key!r}")
+        if (
+            pc.count_distinct(keys).as_py() != len(keys) - keys.null_count
+            or keys.null_count
+        ):
+            raise EnrichError(
+                f"reference table {where}: expected unique non-null keys in {self.key!r}"
+            )
         return _Snapshot(table, keys, mtime)
 
     def maybe_reload(self) -> bool:
@@ -84,7 +103,9 @@ class ReferenceTable:
         try:
             mtime = os.stat(self.path).st_mtime_ns
         except OSError as exc:
-            raise EnrichError(f"reference table {self.path}: cannot stat: {exc}") from exc
+            raise EnrichError(
+                f"reference table {self.path}: cannot stat: {exc}"
+            ) from exc
         if mtime == self._snap.mtime_ns:
             return False
         self.reload()
@@ -107,14 +128,18 @@ class ReferenceTable:
         snap = self._snap  # one read: the whole batch uses one snapshot
         idx = batch.schema.get_field_index(on)
         if idx < 0:
-            raise SchemaError(f"enrich: expected key column {on!r} in the batch, columns are {batch.schema.names}")
+            raise SchemaError(
+                f"enrich: expected key column {on!r} in the batch, columns are {batch.schema.names}"
+            )
         probe = batch.column(idx)
         ref_keys = snap.keys
         if ref_keys.type != probe.type:
             try:
                 ref_keys = pc.cast(ref_keys, probe.type)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise SchemaError(f"enrich: key {on!r} is {probe.type} but the reference key is {snap.keys.type}") from exc
+                raise SchemaError(
+                    f"enrich: key {on!r} is {probe.type} but the reference key is {snap.keys.type}"
+                ) from exc
         pos = pc.index_in(probe, value_set=ref_keys)
         arrays = list(batch.columns)
         names = list(batch.schema.names)
@@ -122,7 +147,9 @@ class ReferenceTable:
             if name == self.key:
                 continue
             if name in names:
-                raise SchemaError(f"enrich: reference column {name!r} already exists in the batch")
+                raise SchemaError(
+                    f"enrich: reference column {name!r} already exists in the batch"
+                )
             arrays.append(snap.table.column(name).take(pos).combine_chunks())
             names.append(name)
         return pa.RecordBatch.from_arrays(arrays, names=names)

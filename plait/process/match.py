@@ -8,8 +8,8 @@ ASCII letters only, as Hyperscan does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -25,14 +25,18 @@ class PatternSet:
     caseless: bool = False
 
     @classmethod
-    def of(cls, patterns: Sequence[str | bytes], *, caseless: bool = False) -> "PatternSet":
+    def of(
+        cls, patterns: Sequence[str | bytes], *, caseless: bool = False
+    ) -> PatternSet:
         if not patterns:
             raise ProcessError("match: expected at least one pattern, got none")
         out = []
         for i, p in enumerate(patterns):
             b = p.encode("utf-8") if isinstance(p, str) else bytes(p)
             if not b:
-                raise ProcessError(f"match: pattern {i} is empty; expected a non-empty literal")
+                raise ProcessError(
+                    f"match: pattern {i} is empty; expected a non-empty literal"
+                )
             out.append(b)
         return cls(tuple(out), caseless)
 
@@ -47,7 +51,9 @@ class MatchResult:
     any: pa.BooleanArray
 
 
-def build_result(n: int, rec: np.ndarray, pid: np.ndarray, n_patterns: int) -> MatchResult:
+def build_result(
+    n: int, rec: np.ndarray, pid: np.ndarray, n_patterns: int
+) -> MatchResult:
     """Turn (record index, pattern id) hit pairs, any order and with repeats, into the
     result layout. Both engines end here, so their outputs are identical by construction."""
     if len(rec):
@@ -70,15 +76,25 @@ def string_buffers(values: pa.Array) -> tuple[np.ndarray, memoryview, np.ndarray
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     t = values.type
-    if not (pa.types.is_string(t) or pa.types.is_binary(t) or pa.types.is_large_string(t)
-            or pa.types.is_large_binary(t)):
+    if not (
+        pa.types.is_string(t)
+        or pa.types.is_binary(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_large_binary(t)
+    ):
         raise ProcessError(f"match: expected a string or binary field, got {t}")
     n = len(values)
     bufs = values.buffers()
-    off_type = np.int64 if pa.types.is_large_string(t) or pa.types.is_large_binary(t) else np.int32
+    off_type = (
+        np.int64
+        if pa.types.is_large_string(t) or pa.types.is_large_binary(t)
+        else np.int32
+    )
     if n == 0 or bufs[1] is None:
         return np.zeros(n + 1, dtype=np.int64), memoryview(b""), np.zeros(n, dtype=bool)
-    offsets = np.frombuffer(bufs[1], dtype=off_type)[values.offset: values.offset + n + 1].astype(np.int64)
+    offsets = np.frombuffer(bufs[1], dtype=off_type)[
+        values.offset : values.offset + n + 1
+    ].astype(np.int64)
     data = memoryview(bufs[2]) if bufs[2] is not None else memoryview(b"")
     valid = values.is_valid().to_numpy(zero_copy_only=False)
     return offsets, data, valid

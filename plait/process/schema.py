@@ -7,8 +7,9 @@ a record are ignored. Integers must fit in int64.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Any
 
 import msgspec
 import pyarrow as pa
@@ -16,13 +17,28 @@ import pyarrow as pa
 from plait.process.errors import SchemaError
 
 _ALIASES = {
-    "int": "int", "int64": "int", "integer": "int", "long": "int",
-    "float": "float", "float64": "float", "double": "float",
-    "string": "string", "str": "string", "utf8": "string",
-    "bool": "bool", "boolean": "bool",
-    "binary": "binary", "bytes": "binary",
+    "int": "int",
+    "int64": "int",
+    "integer": "int",
+    "long": "int",
+    "float": "float",
+    "float64": "float",
+    "double": "float",
+    "string": "string",
+    "str": "string",
+    "utf8": "string",
+    "bool": "bool",
+    "boolean": "bool",
+    "binary": "binary",
+    "bytes": "binary",
 }
-_ARROW = {"int": pa.int64(), "float": pa.float64(), "string": pa.string(), "bool": pa.bool_(), "binary": pa.binary()}
+_ARROW = {
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "string": pa.string(),
+    "bool": pa.bool_(),
+    "binary": pa.binary(),
+}
 # Integers are range-checked so a value past int64 is a dead letter, not an overflow.
 _PY: dict[str, Any] = {
     "int": Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)],
@@ -40,7 +56,7 @@ class Schema:
     fields: tuple[tuple[str, str], ...]
 
     @classmethod
-    def of(cls, spec: "Schema | Mapping[str, str] | pa.Schema") -> "Schema":
+    def of(cls, spec: Schema | Mapping[str, str] | pa.Schema) -> Schema:
         """Accept a mapping ``{"amount": "float", ...}``, a pyarrow schema or a Schema."""
         if isinstance(spec, Schema):
             return spec
@@ -49,18 +65,24 @@ class Schema:
             for f in spec:
                 kind = next((k for k, t in _ARROW.items() if t == f.type), None)
                 if kind is None:
-                    raise SchemaError(f"field {f.name!r}: expected one of {sorted(_ARROW)}, got arrow type {f.type}")
+                    raise SchemaError(
+                        f"field {f.name!r}: expected one of {sorted(_ARROW)}, got arrow type {f.type}"
+                    )
                 out.append((f.name, kind))
             return cls(tuple(out))
         if not isinstance(spec, Mapping) or not spec:
-            raise SchemaError(f"schema: expected a non-empty mapping of field -> type, got {spec!r}")
+            raise SchemaError(
+                f"schema: expected a non-empty mapping of field -> type, got {spec!r}"
+            )
         fields = []
         for name, typ in spec.items():
             if not isinstance(name, str) or not name:
                 raise SchemaError(f"schema: expected a field name, got {name!r}")
             kind = _ALIASES.get(str(typ).lower())
             if kind is None:
-                raise SchemaError(f"schema field {name!r}: expected one of {sorted(set(_ALIASES))}, got {typ!r}")
+                raise SchemaError(
+                    f"schema field {name!r}: expected one of {sorted(set(_ALIASES))}, got {typ!r}"
+                )
             fields.append((name, kind))
         return cls(tuple(fields))
 
@@ -74,5 +96,7 @@ class Schema:
     def struct_type(self) -> type:
         """A msgspec Struct type mirroring the schema (all fields optional, default null)."""
         return msgspec.defstruct(
-            "Record", [(n, _PY[k] | None, None) for n, k in self.fields], forbid_unknown_fields=False
+            "Record",
+            [(n, _PY[k] | None, None) for n, k in self.fields],
+            forbid_unknown_fields=False,
         )

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 import numpy as np
@@ -33,7 +34,9 @@ class Sink(Protocol):
 class BatchProducer(Protocol):
     """What the SDK's producer offers; TopicSink needs nothing more."""
 
-    def send_batch(self, values: list[bytes], keys: list[bytes] | None = None) -> Any: ...
+    def send_batch(
+        self, values: list[bytes], keys: list[bytes] | None = None
+    ) -> Any: ...
 
 
 class CallbackSink:
@@ -61,9 +64,13 @@ class TopicSink:
     values via ``str``); a null key is sent as an empty key.
     """
 
-    def __init__(self, producer: BatchProducer, *, key: str | None = None, format: str = "json") -> None:
+    def __init__(
+        self, producer: BatchProducer, *, key: str | None = None, format: str = "json"
+    ) -> None:
         if format not in ("json", "msgpack"):
-            raise SinkError(f"topic sink: expected format 'json' or 'msgpack', got {format!r}")
+            raise SinkError(
+                f"topic sink: expected format 'json' or 'msgpack', got {format!r}"
+            )
         self.producer = producer
         self.key = key
         self.format = format
@@ -75,7 +82,9 @@ class TopicSink:
         keys = None
         if self.key is not None:
             if self.key not in batch.schema.names:
-                raise SinkError(f"topic sink: expected key column {self.key!r}, columns are {batch.schema.names}")
+                raise SinkError(
+                    f"topic sink: expected key column {self.key!r}, columns are {batch.schema.names}"
+                )
             keys = [_key_bytes(k) for k in batch.column(self.key).to_pylist()]
         self.producer.send_batch(values, keys)
 
@@ -107,7 +116,14 @@ class ParquetSink:
     Rows with a null event time go to ``dt=unknown/hour=unknown``.
     """
 
-    def __init__(self, root: str | Path, *, time: str, offset: str = "_offset", time_unit_ms: int = 1) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        time: str,
+        offset: str = "_offset",
+        time_unit_ms: int = 1,
+    ) -> None:
         self.root = Path(root)
         self.time = time
         self.offset = offset
@@ -139,10 +155,14 @@ class ParquetSink:
     def write(self, batch: pa.RecordBatch) -> None:
         for col in (self.offset, self.time):
             if col not in batch.schema.names:
-                raise SinkError(f"parquet sink: expected column {col!r}, columns are {batch.schema.names}")
+                raise SinkError(
+                    f"parquet sink: expected column {col!r}, columns are {batch.schema.names}"
+                )
         offsets = batch.column(self.offset)
         if offsets.null_count:
-            raise SinkError(f"parquet sink: column {self.offset!r} has {offsets.null_count} null offsets")
+            raise SinkError(
+                f"parquet sink: column {self.offset!r} has {offsets.null_count} null offsets"
+            )
         off = pc.cast(offsets, pa.int64()).to_numpy()
         keep = off > self.committed
         if not keep.any():
@@ -155,12 +175,17 @@ class ParquetSink:
         ts = pc.cast(batch.column(self.time), pa.int64())
         # floor division so times before 1970 land in the right hour
         raw = pc.fill_null(pc.multiply(ts, self.time_unit_ms), 0).to_numpy()
-        hours = np.where(ts.is_valid().to_numpy(zero_copy_only=False), np.floor_divide(raw, 3_600_000), -(2**62))
+        hours = np.where(
+            ts.is_valid().to_numpy(zero_copy_only=False),
+            np.floor_divide(raw, 3_600_000),
+            -(2**62),
+        )
         for h in np.unique(hours).tolist():
             part = batch.filter(pa.array(hours == h))
             folder = self.root / _partition(int(h))
             folder.mkdir(parents=True, exist_ok=True)
-            self._atomic(folder / name, lambda tmp, p=part: pq.write_table(pa.Table.from_batches([p]), tmp))
+            table = pa.Table.from_batches([part])
+            self._atomic(folder / name, lambda tmp, t=table: pq.write_table(t, tmp))
         self._commit(first, last)
         self.committed = last
 
@@ -169,7 +194,7 @@ class ParquetSink:
         self._atomic(marker, lambda tmp: Path(tmp).write_bytes(b""))
 
     @staticmethod
-    def _atomic(path: Path, writer: Callable[[str], Any]) -> None:
+    def _atomic(path: Path, writer: Callable[..., Any]) -> None:
         tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
         writer(str(tmp))
         fd = os.open(tmp, os.O_RDONLY)

@@ -42,7 +42,7 @@ class LogSketch:
                 for k, c in zip(keys.tolist(), counts.tolist()):
                     store[k] = store.get(k, 0) + c
 
-    def merge(self, other: "LogSketch") -> None:
+    def merge(self, other: LogSketch) -> None:
         if other.alpha != self.alpha:
             raise ValueError(f"merge: expected alpha {self.alpha}, got {other.alpha}")
         for mine, theirs in ((self.pos, other.pos), (self.neg, other.neg)):

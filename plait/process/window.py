@@ -43,7 +43,9 @@ class WindowSpec:
     def __post_init__(self) -> None:
         slide = self.size if self.slide is None else self.slide
         if self.size <= 0 or slide <= 0 or self.size % slide:
-            raise ConfigError(f"window: expected size > 0 and slide > 0 dividing size, got size={self.size} slide={slide}")
+            raise ConfigError(
+                f"window: expected size > 0 and slide > 0 dividing size, got size={self.size} slide={slide}"
+            )
         if self.lateness < 0:
             raise ConfigError(f"window: expected lateness >= 0, got {self.lateness}")
         for q in self.quantiles:
@@ -66,21 +68,25 @@ class WindowOperator:
     spec: WindowSpec
     max_seen: int | None = None
     _state: dict[tuple[Any, int], _Agg] = field(default_factory=dict)
-    _key_type: pa.DataType = pa.null()
-    _value_type: pa.DataType = pa.float64()
+    _key_type: pa.DataType = field(default_factory=pa.null)
+    _value_type: pa.DataType = field(default_factory=pa.float64)
 
     @property
     def watermark(self) -> int | None:
         return None if self.max_seen is None else self.max_seen - self.spec.lateness
 
-    def process(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch | None, list[tuple[int, str]]]:
+    def process(
+        self, batch: pa.RecordBatch
+    ) -> tuple[pa.RecordBatch | None, list[tuple[int, str]]]:
         """Add a batch; return the windows the watermark closed, and late records."""
         spec = self.spec
         ts_col = _column(batch, spec.time)
         if pa.types.is_timestamp(ts_col.type):
             ts_col = pc.cast(ts_col, pa.int64())
         elif not pa.types.is_integer(ts_col.type):
-            raise SchemaError(f"window: expected integer or timestamp event time in {spec.time!r}, got {ts_col.type}")
+            raise SchemaError(
+                f"window: expected integer or timestamp event time in {spec.time!r}, got {ts_col.type}"
+            )
         ts = pc.fill_null(pc.cast(ts_col, pa.int64()), 0).to_numpy()
         ts_valid = ts_col.is_valid().to_numpy(zero_copy_only=False)
         late: list[tuple[int, str]] = []
@@ -94,16 +100,22 @@ class WindowOperator:
             late.append((i, f"event time field {spec.time!r} is null"))
         for i in np.nonzero(is_late)[0].tolist():
             wm = int(run[i]) - spec.lateness
-            late.append((i, f"late event: event time {int(ts[i])} is before watermark {wm} "
-                            f"(max event time {int(run[i])} minus allowed lateness {spec.lateness})"))
+            reason = (
+                f"late event: event time {int(ts[i])} is before watermark {wm} "
+                f"(max event time {int(run[i])} minus allowed lateness {spec.lateness})"
+            )
+            late.append((i, reason))
         late.sort()
         keep = ts_valid & ~is_late
         if keep.any():
             self._add(batch, ts, keep)
             top = int(masked.max())
             self.max_seen = top if self.max_seen is None else max(self.max_seen, top)
-        wm = self.watermark
-        return (self._emit(lambda end: end <= wm) if wm is not None else None), late
+        mark = self.watermark
+        if mark is None:
+            return None, late
+        limit: int = mark
+        return self._emit(lambda end: end <= limit), late
 
     def flush(self) -> pa.RecordBatch | None:
         """Emit every open window (end of input)."""
@@ -117,7 +129,9 @@ class WindowOperator:
         if spec.key is not None:
             kcol = _column(batch, spec.key)
             self._key_type = kcol.type
-            enc = pc.dictionary_encode(kcol.take(pa.array(rows)), null_encoding="encode")
+            enc = pc.dictionary_encode(
+                kcol.take(pa.array(rows)), null_encoding="encode"
+            )
             kidx = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
             kvals = enc.dictionary.to_pylist()
         else:
@@ -126,13 +140,21 @@ class WindowOperator:
         if spec.value is not None:
             vcol = _column(batch, spec.value).take(pa.array(rows))
             if not (pa.types.is_integer(vcol.type) or pa.types.is_floating(vcol.type)):
-                raise SchemaError(f"window: expected a numeric value column {spec.value!r}, got {vcol.type}")
-            self._value_type = pa.int64() if pa.types.is_integer(vcol.type) else pa.float64()
+                raise SchemaError(
+                    f"window: expected a numeric value column {spec.value!r}, got {vcol.type}"
+                )
+            self._value_type = (
+                pa.int64() if pa.types.is_integer(vcol.type) else pa.float64()
+            )
             fv = pc.cast(vcol, pa.float64())
             vvalid = fv.is_valid().to_numpy(zero_copy_only=False)
             vals = pc.fill_null(fv, 0.0).to_numpy()
             vvalid &= ~np.isnan(vals)
-            ivals = pc.fill_null(pc.cast(vcol, pa.int64()), 0).to_numpy() if self._value_type == pa.int64() else None
+            ivals = (
+                pc.fill_null(pc.cast(vcol, pa.int64()), 0).to_numpy()
+                if self._value_type == pa.int64()
+                else None
+            )
         else:
             vvalid = np.zeros(len(rows), dtype=bool)
             vals = np.zeros(len(rows))
@@ -149,7 +171,9 @@ class WindowOperator:
                 wkey = (kvals[int(s_k[a])], int(s_start[a]))
                 agg = self._state.get(wkey)
                 if agg is None:
-                    agg = self._state[wkey] = _Agg(sketch=LogSketch(spec.alpha) if spec.quantiles else None)
+                    agg = self._state[wkey] = _Agg(
+                        sketch=LogSketch(spec.alpha) if spec.quantiles else None
+                    )
                 agg.count += b - a
                 ok = sel[vvalid[sel]]
                 if ok.size:
@@ -165,7 +189,11 @@ class WindowOperator:
 
     def _emit(self, closed: Any) -> pa.RecordBatch | None:
         spec = self.spec
-        done = [(start + spec.size, start, key) for (key, start) in self._state if closed(start + spec.size)]
+        done = [
+            (start + spec.size, start, key)
+            for (key, start) in self._state
+            if closed(start + spec.size)
+        ]
         if not done:
             return None
         done.sort(key=lambda d: (d[0], d[1], _sort_key(d[2])))
@@ -192,9 +220,20 @@ class WindowOperator:
                 cols["max"].append(agg.hi)
                 cols["mean"].append(agg.total / agg.n_values if has else None)
                 for q, qn in zip(spec.quantiles, qnames):
-                    cols[qn].append(agg.sketch.quantile(q) if agg.sketch is not None and has else None)
-        types = {"window_start": pa.int64(), "window_end": pa.int64(), "count": pa.int64(),
-                 "sum": self._value_type, "min": self._value_type, "max": self._value_type, "mean": pa.float64()}
+                    cols[qn].append(
+                        agg.sketch.quantile(q)
+                        if agg.sketch is not None and has
+                        else None
+                    )
+        types = {
+            "window_start": pa.int64(),
+            "window_end": pa.int64(),
+            "count": pa.int64(),
+            "sum": self._value_type,
+            "min": self._value_type,
+            "max": self._value_type,
+            "mean": pa.float64(),
+        }
         if spec.key is not None:
             types[spec.key] = self._key_type
         arrays = [pa.array(v, type=types.get(k, pa.float64())) for k, v in cols.items()]
@@ -204,7 +243,9 @@ class WindowOperator:
 def _column(batch: pa.RecordBatch, name: str) -> pa.Array:
     idx = batch.schema.get_field_index(name)
     if idx < 0:
-        raise SchemaError(f"window: expected column {name!r}, columns are {batch.schema.names}")
+        raise SchemaError(
+            f"window: expected column {name!r}, columns are {batch.schema.names}"
+        )
     return batch.column(idx)
 
 

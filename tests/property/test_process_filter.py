@@ -13,10 +13,27 @@ from hypothesis import strategies as st
 
 from plait.process.cpu.expr_compile import compile_expr
 from plait.process.errors import EvaluationError
-from plait.process.expr import Binary, Column, InList, IsNull, Literal, Unary, parse, render
+from plait.process.expr import (
+    Binary,
+    Column,
+    InList,
+    IsNull,
+    Literal,
+    Unary,
+    parse,
+    render,
+)
 
-SCHEMA = pa.schema([("i1", pa.int64()), ("i2", pa.int64()), ("f1", pa.float64()), ("s1", pa.string()),
-                    ("s2", pa.string()), ("b1", pa.bool_())])
+SCHEMA = pa.schema(
+    [
+        ("i1", pa.int64()),
+        ("i2", pa.int64()),
+        ("f1", pa.float64()),
+        ("s1", pa.string()),
+        ("s2", pa.string()),
+        ("b1", pa.bool_()),
+    ]
+)
 COLS = {"int": ["i1", "i2"], "float": ["f1"], "string": ["s1", "s2"], "bool": ["b1"]}
 INT64 = (-(2**63), 2**63 - 1)
 
@@ -26,7 +43,12 @@ short_text = st.text(alphabet=st.sampled_from("ab'é😀 Z"), max_size=4)
 
 
 def literal(typ: str) -> st.SearchStrategy[Literal]:
-    base = {"int": small_int, "float": small_float, "string": short_text, "bool": st.booleans()}[typ]
+    base = {
+        "int": small_int,
+        "float": small_float,
+        "string": short_text,
+        "bool": st.booleans(),
+    }[typ]
     return base.map(Literal)
 
 
@@ -41,20 +63,31 @@ def expr(draw: Any, typ: str, depth: int = 3) -> Any:
         return draw(literal(typ))
     d = depth - 1
     if typ == "bool":
-        kind = draw(st.sampled_from(["and", "or", "not", "cmp", "scmp", "in", "isnull", "strop", "bcmp"]))
+        kind = draw(
+            st.sampled_from(
+                ["and", "or", "not", "cmp", "scmp", "in", "isnull", "strop", "bcmp"]
+            )
+        )
         if kind in ("and", "or"):
             return Binary(kind, draw(expr("bool", d)), draw(expr("bool", d)))
         if kind == "not":
             return Unary("not", draw(expr("bool", d)))
         if kind == "cmp":
             op = draw(st.sampled_from(["=", "!=", "<", "<=", ">", ">="]))
-            return Binary(op, draw(expr(draw(st.sampled_from(["int", "float"])), d)),
-                          draw(expr(draw(st.sampled_from(["int", "float"])), d)))
+            return Binary(
+                op,
+                draw(expr(draw(st.sampled_from(["int", "float"])), d)),
+                draw(expr(draw(st.sampled_from(["int", "float"])), d)),
+            )
         if kind == "scmp":
             op = draw(st.sampled_from(["=", "!=", "<", "<=", ">", ">="]))
             return Binary(op, draw(expr("string", d)), draw(expr("string", d)))
         if kind == "bcmp":
-            return Binary(draw(st.sampled_from(["=", "!="])), draw(expr("bool", d)), draw(expr("bool", d)))
+            return Binary(
+                draw(st.sampled_from(["=", "!="])),
+                draw(expr("bool", d)),
+                draw(expr("bool", d)),
+            )
         if kind == "in":
             t = draw(st.sampled_from(["int", "string", "float"]))
             items = tuple(draw(st.lists(literal(t), min_size=1, max_size=4)))
@@ -74,9 +107,15 @@ def expr(draw: Any, typ: str, depth: int = 3) -> Any:
         if kind == "neg":
             return Unary("-", draw(expr("float", d)))
         a = draw(expr(draw(st.sampled_from(["int", "float"])), d))
-        b = draw(expr("float" if kind != "/" else draw(st.sampled_from(["int", "float"])), d))
+        b = draw(
+            expr("float" if kind != "/" else draw(st.sampled_from(["int", "float"])), d)
+        )
         return Binary(kind, a, b)
-    return draw(literal("string")) if draw(st.booleans()) else Column(draw(st.sampled_from(COLS["string"])))
+    return (
+        draw(literal("string"))
+        if draw(st.booleans())
+        else Column(draw(st.sampled_from(COLS["string"])))
+    )
 
 
 class Overflow(Exception):
@@ -140,7 +179,14 @@ def ev(node: Any, row: dict[str, Any]) -> Any:
     if op in ("=", "!=", "<", "<=", ">", ">="):
         if isinstance(a, str):
             a, b = a.encode(), b.encode()  # Arrow orders strings by UTF-8 bytes
-        return {"=": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+        return {
+            "=": a == b,
+            "!=": a != b,
+            "<": a < b,
+            "<=": a <= b,
+            ">": a > b,
+            ">=": a >= b,
+        }[op]
     is_int = isinstance(a, int) and isinstance(b, int) and not isinstance(a, bool)
     if op == "/":
         return _fdiv(float(a), float(b))
@@ -167,17 +213,26 @@ def same(x: Any, y: Any) -> bool:
 
 
 rows_strategy = st.lists(
-    st.fixed_dictionaries({
-        "i1": st.none() | small_int, "i2": st.none() | st.integers(-3, 3),
-        "f1": st.none() | small_float, "s1": st.none() | short_text, "s2": st.none() | short_text,
-        "b1": st.none() | st.booleans(),
-    }),
-    min_size=1, max_size=12,
+    st.fixed_dictionaries(
+        {
+            "i1": st.none() | small_int,
+            "i2": st.none() | st.integers(-3, 3),
+            "f1": st.none() | small_float,
+            "s1": st.none() | short_text,
+            "s2": st.none() | short_text,
+            "b1": st.none() | st.booleans(),
+        }
+    ),
+    min_size=1,
+    max_size=12,
 )
 
 
 @settings(max_examples=200, deadline=None)
-@given(tree=st.sampled_from(["bool", "int", "float", "string"]).flatmap(lambda t: expr(t)), rows=rows_strategy)
+@given(
+    tree=st.sampled_from(["bool", "int", "float", "string"]).flatmap(lambda t: expr(t)),
+    rows=rows_strategy,
+)
 def test_engine_equals_reference(tree: Any, rows: list[dict[str, Any]]) -> None:
     text = render(tree)
     batch = pa.RecordBatch.from_pylist(rows, schema=SCHEMA)
@@ -210,7 +265,9 @@ def test_filter_keeps_exactly_true_rows(tree: Any, rows: list[dict[str, Any]]) -
 
 
 @settings(max_examples=150, deadline=None)
-@given(tree=st.sampled_from(["bool", "int", "float", "string"]).flatmap(lambda t: expr(t)))
+@given(
+    tree=st.sampled_from(["bool", "int", "float", "string"]).flatmap(lambda t: expr(t))
+)
 def test_render_parse_roundtrip_is_stable(tree: Any) -> None:
     text = render(tree)
     assert render(parse(text)) == render(parse(render(parse(text))))

@@ -15,8 +15,9 @@ path, whose result is the reference.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -46,7 +47,11 @@ class _Decoders:
         dec = self._cache.get(key)
         if dec is None:
             st = schema.struct_type()
-            dec = msgspec.json.Decoder(st) if fmt == "json" else msgspec.msgpack.Decoder(st)
+            dec = (
+                msgspec.json.Decoder(st)
+                if fmt == "json"
+                else msgspec.msgpack.Decoder(st)
+            )
             self._cache[key] = dec
         return dec
 
@@ -54,7 +59,9 @@ class _Decoders:
 _DECODERS = _Decoders()
 
 
-def decode_records(values: Sequence[bytes], schema: Schema, fmt: str = "json") -> DecodeResult:
+def decode_records(
+    values: Sequence[bytes], schema: Schema, fmt: str = "json"
+) -> DecodeResult:
     """Decode ``values`` (one JSON document or msgpack map each) into ``schema``'s columns."""
     if fmt == "json" and "binary" not in {k for _, k in schema.fields}:
         fast = _fast_json(values, schema)
@@ -70,13 +77,22 @@ def _fast_json(values: Sequence[bytes], schema: Schema) -> DecodeResult | None:
     buf = b"\n".join(values)
     # Each record must be exactly one line opening an object, else alignment is not provable
     # (and pyarrow crashes on a top-level ``null`` line in some versions).
-    if buf.count(b"\n") != n - 1 or buf.count(b"\n{") != n - 1 or not buf.startswith(b"{") or b"\r" in buf:
+    if (
+        buf.count(b"\n") != n - 1
+        or buf.count(b"\n{") != n - 1
+        or not buf.startswith(b"{")
+        or b"\r" in buf
+    ):
         return None
     try:
         table = pajson.read_json(
             io.BytesIO(buf),
-            read_options=pajson.ReadOptions(block_size=max(1 << 20, min(len(buf) // 2 + 1, 1 << 26))),
-            parse_options=pajson.ParseOptions(explicit_schema=schema.arrow(), unexpected_field_behavior="ignore"),
+            read_options=pajson.ReadOptions(
+                block_size=max(1 << 20, min(len(buf) // 2 + 1, 1 << 26))
+            ),
+            parse_options=pajson.ParseOptions(
+                explicit_schema=schema.arrow(), unexpected_field_behavior="ignore"
+            ),
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
@@ -89,7 +105,9 @@ def _fast_json(values: Sequence[bytes], schema: Schema) -> DecodeResult | None:
     except pa.ArrowInvalid:
         return None
     batches = table.to_batches()
-    batch = batches[0] if batches else pa.RecordBatch.from_pylist([], schema=schema.arrow())
+    batch = (
+        batches[0] if batches else pa.RecordBatch.from_pylist([], schema=schema.arrow())
+    )
     return DecodeResult(batch, np.arange(n, dtype=np.int64))
 
 

@@ -20,7 +20,9 @@ class DecryptResult:
     errors: list[tuple[int, str]] = field(default_factory=list)
 
 
-def decrypt_cpu(values: pa.Array, key_ids: pa.Array, ring: KeyRing, aad: pa.Array | None = None) -> DecryptResult:
+def decrypt_cpu(
+    values: pa.Array, key_ids: pa.Array, ring: KeyRing, aad: pa.Array | None = None
+) -> DecryptResult:
     """Decrypt each value with the key its key id names. A null value stays null (not an error)."""
     ciphers: dict[str, AESGCM] = {}
     out: list[bytes | None] = []
@@ -39,11 +41,18 @@ def decrypt_cpu(values: pa.Array, key_ids: pa.Array, ring: KeyRing, aad: pa.Arra
         skid = None if kid is None else str(kid)
         if skid is None or skid not in ring.keys:
             out.append(None)
-            errors.append((i, f"unknown key id {kid!r}: expected one of {sorted(ring.keys)}"))
+            errors.append(
+                (i, f"unknown key id {kid!r}: expected one of {sorted(ring.keys)}")
+            )
             continue
         if len(v) < NONCE_LEN + TAG_LEN:
             out.append(None)
-            errors.append((i, f"ciphertext too short: expected at least {NONCE_LEN + TAG_LEN} bytes, got {len(v)}"))
+            errors.append(
+                (
+                    i,
+                    f"ciphertext too short: expected at least {NONCE_LEN + TAG_LEN} bytes, got {len(v)}",
+                )
+            )
             continue
         c = ciphers.get(skid)
         if c is None:
@@ -52,5 +61,7 @@ def decrypt_cpu(values: pa.Array, key_ids: pa.Array, ring: KeyRing, aad: pa.Arra
             out.append(c.decrypt(v[:NONCE_LEN], v[NONCE_LEN:], ad))
         except InvalidTag:
             out.append(None)
-            errors.append((i, f"authentication failed (AES-GCM tag mismatch) with key {skid!r}"))
+            errors.append(
+                (i, f"authentication failed (AES-GCM tag mismatch) with key {skid!r}")
+            )
     return DecryptResult(pa.array(out, type=pa.binary()), errors)

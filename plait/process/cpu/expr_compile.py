@@ -14,8 +14,9 @@ Semantics (the contract the property tests check against a per-record Python eva
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,11 +25,17 @@ from plait.process.errors import EvaluationError, ExpressionTypeError
 from plait.process.expr.ast import Binary, Column, InList, IsNull, Literal, Node, Unary
 from plait.process.expr.parser import parse
 
-Value = Union[pa.Array, pa.ChunkedArray, pa.Scalar]
+Value: TypeAlias = "pa.Array | pa.ChunkedArray | pa.Scalar"
 Fn = Callable[[pa.RecordBatch], Value]
 
 _NUMERIC = ("int", "float")
-_ARROW_OF = {"int": pa.int64(), "float": pa.float64(), "string": pa.string(), "bool": pa.bool_(), "null": pa.null()}
+_ARROW_OF = {
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "string": pa.string(),
+    "bool": pa.bool_(),
+    "null": pa.null(),
+}
 
 
 def lang_type(t: pa.DataType) -> str | None:
@@ -65,7 +72,9 @@ class CompiledExpr:
         return out
 
 
-def compile_expr(text: str, schema: pa.Schema, *, want: str | None = None) -> CompiledExpr:
+def compile_expr(
+    text: str, schema: pa.Schema, *, want: str | None = None
+) -> CompiledExpr:
     """Parse and type-check ``text`` against ``schema``; ``want`` requires a result type
     (``"bool"`` for filters). Raises :class:`ExpressionSyntaxError` or
     :class:`ExpressionTypeError` naming the column in the text."""
@@ -100,8 +109,15 @@ class _Compiler:
     def literal(self, n: Literal) -> tuple[str, Fn]:
         v = n.value
         typ = (
-            "null" if v is None else "bool" if isinstance(v, bool) else "int" if isinstance(v, int)
-            else "float" if isinstance(v, float) else "string"
+            "null"
+            if v is None
+            else "bool"
+            if isinstance(v, bool)
+            else "int"
+            if isinstance(v, int)
+            else "float"
+            if isinstance(v, float)
+            else "string"
         )
         if typ == "int" and not -(2**63) <= int(v) < 2**63:  # type: ignore[arg-type]
             raise self.err(f"integer literal {v} does not fit in int64", n.pos)
@@ -111,11 +127,16 @@ class _Compiler:
     def column(self, n: Column) -> tuple[str, Fn]:
         idx = self.schema.get_field_index(n.name)
         if idx < 0:
-            raise self.err(f"unknown column {n.name!r} (columns: {', '.join(self.schema.names)})", n.pos)
+            raise self.err(
+                f"unknown column {n.name!r} (columns: {', '.join(self.schema.names)})",
+                n.pos,
+            )
         t = self.schema.field(idx).type
         typ = lang_type(t)
         if typ is None:
-            raise self.err(f"column {n.name!r} has type {t}, not usable in expressions", n.pos)
+            raise self.err(
+                f"column {n.name!r} has type {t}, not usable in expressions", n.pos
+            )
         target = _ARROW_OF[typ]
         name = n.name
         if t == target:
@@ -142,20 +163,36 @@ class _Compiler:
                 if t not in ("bool", "null"):
                     raise self.err(f"'{op}' expects bool operands, got {t}", _pos(side))
             kern = pc.and_kleene if op == "and" else pc.or_kleene
-            return "bool", lambda b: kern(_as(lf(b), pa.bool_()), _as(rf(b), pa.bool_()))
+            return "bool", lambda b: kern(
+                _as(lf(b), pa.bool_()), _as(rf(b), pa.bool_())
+            )
         if op in ("contains", "startswith", "endswith"):
             if lt not in ("string", "null"):
-                raise self.err(f"'{op}' expects a string on the left, got {lt}", _pos(n.left))
+                raise self.err(
+                    f"'{op}' expects a string on the left, got {lt}", _pos(n.left)
+                )
             if not isinstance(n.right, Literal) or not isinstance(n.right.value, str):
-                raise self.err(f"'{op}' expects a string literal on the right", _pos(n.right))
+                raise self.err(
+                    f"'{op}' expects a string literal on the right", _pos(n.right)
+                )
             pat = n.right.value
-            kern = {"contains": pc.match_substring, "startswith": pc.starts_with, "endswith": pc.ends_with}[op]
+            kern = {
+                "contains": pc.match_substring,
+                "startswith": pc.starts_with,
+                "endswith": pc.ends_with,
+            }[op]
             return "bool", lambda b: kern(_as(lf(b), pa.string()), pattern=pat)
         if op in ("=", "!=", "<", "<=", ">", ">="):
             if not _comparable(lt, rt):
                 raise self.err(f"cannot compare {lt} with {rt} using '{op}'", n.pos)
-            kern = {"=": pc.equal, "!=": pc.not_equal, "<": pc.less, "<=": pc.less_equal,
-                    ">": pc.greater, ">=": pc.greater_equal}[op]
+            kern = {
+                "=": pc.equal,
+                "!=": pc.not_equal,
+                "<": pc.less,
+                "<=": pc.less_equal,
+                ">": pc.greater,
+                ">=": pc.greater_equal,
+            }[op]
             if "null" in (lt, rt):
                 return "bool", lambda b: pa.scalar(None, pa.bool_())
             return "bool", lambda b: kern(lf(b), rf(b))
@@ -169,14 +206,20 @@ class _Compiler:
             return out, lambda b: pc.divide(_as(lf(b), at), _as(rf(b), at))
         if op == "%":
             if out == "int":
+
                 def mod(b: pa.RecordBatch) -> Value:
                     x, y = _as(lf(b), at), _as(rf(b), at)
                     zero = pc.equal(y, 0)
                     safe = pc.if_else(zero, pa.scalar(1, at), y)
                     return pc.if_else(zero, pa.scalar(None, at), pc.modulo(x, safe))
+
                 return out, mod
             return out, lambda b: pc.modulo(_as(lf(b), at), _as(rf(b), at))
-        kern = {"+": pc.add_checked, "-": pc.subtract_checked, "*": pc.multiply_checked}[op]
+        kern = {
+            "+": pc.add_checked,
+            "-": pc.subtract_checked,
+            "*": pc.multiply_checked,
+        }[op]
         if out == "float":
             kern = {"+": pc.add, "-": pc.subtract, "*": pc.multiply}[op]
         return out, lambda b: kern(_as(lf(b), at), _as(rf(b), at))
@@ -188,9 +231,13 @@ class _Compiler:
         for item in n.items:
             it, _ = self.literal(item)
             if it == "null":
-                raise self.err("null is not allowed in an 'in' list; use 'is null'", item.pos)
+                raise self.err(
+                    "null is not allowed in an 'in' list; use 'is null'", item.pos
+                )
             if not _comparable(typ, it):
-                raise self.err(f"list item of type {it} cannot match a {typ} value", item.pos)
+                raise self.err(
+                    f"list item of type {it} cannot match a {typ} value", item.pos
+                )
             kinds.add(it)
         set_type = "float" if typ == "float" or "float" in kinds else typ
         if set_type == "null":

@@ -28,8 +28,13 @@ def _database(ps: PatternSet) -> Any:
         if db is None:
             db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
             flag = hyperscan.HS_FLAG_CASELESS if ps.caseless else 0
-            db.compile(expressions=list(ps.patterns), ids=list(range(len(ps.patterns))),
-                       elements=len(ps.patterns), flags=[flag] * len(ps.patterns), literal=True)
+            db.compile(
+                expressions=list(ps.patterns),
+                ids=list(range(len(ps.patterns))),
+                elements=len(ps.patterns),
+                flags=[flag] * len(ps.patterns),
+                literal=True,
+            )
             _db_cache[ps] = db
         return db
 
@@ -39,7 +44,9 @@ def match_cpu(values: pa.Array, ps: PatternSet) -> MatchResult:
     n = len(values)
     offsets, data, valid = string_buffers(values)
     if n == 0 or offsets[-1] == offsets[0]:
-        return build_result(n, np.zeros(0, np.int64), np.zeros(0, np.int32), len(ps.patterns))
+        return build_result(
+            n, np.zeros(0, np.int64), np.zeros(0, np.int32), len(ps.patterns)
+        )
     base = int(offsets[0])
     hits_id: list[int] = []
     hits_to: list[int] = []
@@ -48,12 +55,16 @@ def match_cpu(values: pa.Array, ps: PatternSet) -> MatchResult:
         hits_id.append(pid)
         hits_to.append(to)
 
-    _database(ps).scan(data[base: int(offsets[-1])], match_event_handler=on_match)
+    _database(ps).scan(data[base : int(offsets[-1])], match_event_handler=on_match)
     pid = np.asarray(hits_id, dtype=np.int32)
     end = np.asarray(hits_to, dtype=np.int64) + base
     rec = np.searchsorted(offsets, end, side="left") - 1
     lengths = np.asarray([len(p) for p in ps.patterns], dtype=np.int64)
-    start_ok = (end - lengths[pid]) >= offsets[np.clip(rec, 0, n)] if len(pid) else np.zeros(0, bool)
+    start_ok = (
+        (end - lengths[pid]) >= offsets[np.clip(rec, 0, n)]
+        if len(pid)
+        else np.zeros(0, bool)
+    )
     keep = start_ok & (rec >= 0) & (rec < n)
     rec, pid = rec[keep], pid[keep]
     keep = valid[rec]

@@ -7,9 +7,8 @@ type errors found after parsing can still point at the right place.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
-LiteralValue = Union[int, float, str, bool, None]
+LiteralValue = int | float | str | bool | None
 
 
 @dataclass(frozen=True)
@@ -27,7 +26,7 @@ class Column:
 @dataclass(frozen=True)
 class Unary:
     op: str  # "not" or "-"
-    operand: "Node"
+    operand: Node
     pos: int = 0
 
 
@@ -37,14 +36,14 @@ class Binary:
     (contains, startswith, endswith)."""
 
     op: str
-    left: "Node"
-    right: "Node"
+    left: Node
+    right: Node
     pos: int = 0
 
 
 @dataclass(frozen=True)
 class InList:
-    operand: "Node"
+    operand: Node
     items: tuple[Literal, ...]
     negated: bool = False
     pos: int = 0
@@ -52,12 +51,12 @@ class InList:
 
 @dataclass(frozen=True)
 class IsNull:
-    operand: "Node"
+    operand: Node
     negated: bool = False
     pos: int = 0
 
 
-Node = Union[Literal, Column, Unary, Binary, InList, IsNull]
+Node = Literal | Column | Unary | Binary | InList | IsNull
 
 ARITHMETIC = frozenset({"+", "-", "*", "/", "%"})
 COMPARISON = frozenset({"=", "!=", "<", "<=", ">", ">="})
@@ -81,7 +80,11 @@ def render(node: Node) -> str:
     if isinstance(node, Column):
         return node.name
     if isinstance(node, Unary):
-        return f"({node.op} {render(node.operand)})" if node.op == "not" else f"(-{render(node.operand)})"
+        return (
+            f"({node.op} {render(node.operand)})"
+            if node.op == "not"
+            else f"(-{render(node.operand)})"
+        )
     if isinstance(node, Binary):
         return f"({render(node.left)} {node.op} {render(node.right)})"
     if isinstance(node, InList):

@@ -29,7 +29,19 @@ from plait.process.errors import ExpressionSyntaxError
 from plait.process.expr.ast import Binary, Column, InList, IsNull, Literal, Node, Unary
 
 KEYWORDS = frozenset(
-    {"and", "or", "not", "in", "is", "null", "true", "false", "contains", "startswith", "endswith"}
+    {
+        "and",
+        "or",
+        "not",
+        "in",
+        "is",
+        "null",
+        "true",
+        "false",
+        "contains",
+        "startswith",
+        "endswith",
+    }
 )
 
 # One alternation, tried at each position; the group name is the token kind.
@@ -64,7 +76,9 @@ def tokenize(text: str) -> list[Token]:
         if m is None:
             if text[pos] == "'":
                 raise ExpressionSyntaxError("unterminated string literal", text, pos)
-            raise ExpressionSyntaxError(f"unexpected character {text[pos]!r}", text, pos)
+            raise ExpressionSyntaxError(
+                f"unexpected character {text[pos]!r}", text, pos
+            )
         kind = m.lastgroup or ""
         raw = m.group()
         if kind == "int":
@@ -82,7 +96,9 @@ def tokenize(text: str) -> list[Token]:
             else:
                 tokens.append(Token("ident", raw, pos, raw))
         elif kind == "op":
-            tokens.append(Token("op", "=" if raw == "==" else "!=" if raw == "<>" else raw, pos))
+            tokens.append(
+                Token("op", "=" if raw == "==" else "!=" if raw == "<>" else raw, pos)
+            )
         pos = m.end()
     tokens.append(Token("end", "end of expression", len(text)))
     return tokens
@@ -188,7 +204,7 @@ class _Parser:
         node = self.primary()
         if not isinstance(node, Literal):
             raise ExpressionSyntaxError(
-                f"expected a literal in the list, got {self.text[tok.pos:self.peek().pos].strip()!r}",
+                f"expected a literal in the list, got {self.text[tok.pos : self.peek().pos].strip()!r}",
                 self.text,
                 tok.pos,
             )
@@ -224,7 +240,9 @@ class _Parser:
             return Literal(tok.value, tok.pos)  # type: ignore[arg-type]
         if tok.kind == "kw" and tok.text in ("true", "false", "null"):
             self.take()
-            return Literal({"true": True, "false": False, "null": None}[tok.text], tok.pos)
+            return Literal(
+                {"true": True, "false": False, "null": None}[tok.text], tok.pos
+            )
         if tok.kind == "ident":
             self.take()
             return Column(str(tok.value), tok.pos)

@@ -13,10 +13,10 @@ from plait.process.errors import GpuUnavailableError
 if TYPE_CHECKING:
     from plait.process.gpu.engine import GpuEngine
 
-_cached: "GpuEngine | None" = None
+_cached: GpuEngine | None = None
 
 
-def load_gpu_engine() -> "GpuEngine":
+def load_gpu_engine() -> GpuEngine:
     """The process-wide GPU engine; raises GpuUnavailableError with the reason."""
     global _cached
     if _cached is not None:
@@ -24,12 +24,16 @@ def load_gpu_engine() -> "GpuEngine":
     try:
         import cupy
     except ImportError as exc:
-        raise GpuUnavailableError(f"CuPy is not installed (pip install 'plait[gpu]'): {exc}") from exc
+        raise GpuUnavailableError(
+            f"CuPy is not installed (pip install 'plait[gpu]'): {exc}"
+        ) from exc
     except Exception as exc:  # a broken CUDA install can fail at import with many types
         raise GpuUnavailableError(f"CuPy failed to import: {exc}") from exc
     try:
         count = int(cupy.cuda.runtime.getDeviceCount())
-    except Exception as exc:  # cupy raises CUDARuntimeError, which we do not import eagerly
+    except (
+        Exception
+    ) as exc:  # cupy raises CUDARuntimeError, which we do not import eagerly
         raise GpuUnavailableError(f"no usable CUDA driver/device: {exc}") from exc
     if count < 1:
         raise GpuUnavailableError("CuPy sees no CUDA device")

@@ -10,7 +10,8 @@ assembly of every result is the engine-neutral code the CPU uses.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -33,7 +34,9 @@ class GpuEngine:
         self.cp = cupy
         props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
         raw_name = props.get("name", b"gpu")
-        self.device_name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
+        self.device_name = (
+            raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
+        )
         self._match = cupy.RawKernel(MATCH_LITERALS, "match_literals")
 
     def decode(self, values: Sequence[bytes], schema: Schema, fmt: str) -> DecodeResult:
@@ -42,7 +45,9 @@ class GpuEngine:
     def evaluate(self, expr: CompiledExpr, batch: pa.RecordBatch) -> pa.Array:
         return expr(batch)
 
-    def decrypt(self, values: pa.Array, key_ids: pa.Array, ring: KeyRing, aad: pa.Array | None) -> DecryptResult:
+    def decrypt(
+        self, values: pa.Array, key_ids: pa.Array, ring: KeyRing, aad: pa.Array | None
+    ) -> DecryptResult:
         return decrypt_cpu(values, key_ids, ring, aad)
 
     def match(self, values: pa.Array, patterns: PatternSet) -> MatchResult:
@@ -53,21 +58,35 @@ class GpuEngine:
         if n == 0:
             return build_result(0, np.zeros(0, np.int64), np.zeros(0, np.int32), n_pats)
         base = int(offsets[0])
-        host_data = np.frombuffer(data, dtype=np.uint8)[base: int(offsets[-1])]
+        host_data = np.frombuffer(data, dtype=np.uint8)[base : int(offsets[-1])]
         if host_data.size == 0:
-            host_data = np.zeros(1, dtype=np.uint8)  # CuPy cannot upload an empty buffer portably
+            host_data = np.zeros(
+                1, dtype=np.uint8
+            )  # CuPy cannot upload an empty buffer portably
         pat_bytes = np.frombuffer(b"".join(patterns.patterns), dtype=np.uint8)
         pat_off = np.zeros(n_pats + 1, dtype=np.int32)
         np.cumsum([len(p) for p in patterns.patterns], out=pat_off[1:])
         words = (n_pats + 31) // 32
         d_hits = cp.zeros(n * words, dtype=cp.uint32)
         self._match(
-            ((n + _THREADS - 1) // _THREADS,), (_THREADS,),
-            (cp.asarray(host_data), cp.asarray(offsets - base), cp.asarray(valid.astype(np.uint8)),
-             np.int32(n), cp.asarray(pat_bytes), cp.asarray(pat_off), np.int32(n_pats),
-             np.int32(1 if patterns.caseless else 0), d_hits, np.int32(words)),
+            ((n + _THREADS - 1) // _THREADS,),
+            (_THREADS,),
+            (
+                cp.asarray(host_data),
+                cp.asarray(offsets - base),
+                cp.asarray(valid.astype(np.uint8)),
+                np.int32(n),
+                cp.asarray(pat_bytes),
+                cp.asarray(pat_off),
+                np.int32(n_pats),
+                np.int32(1 if patterns.caseless else 0),
+                d_hits,
+                np.int32(words),
+            ),
         )
         hits = cp.asnumpy(d_hits).reshape(n, words)
-        bits = np.unpackbits(hits.view(np.uint8).reshape(n, words * 4), axis=1, bitorder="little")[:, :n_pats]
+        bits = np.unpackbits(
+            hits.view(np.uint8).reshape(n, words * 4), axis=1, bitorder="little"
+        )[:, :n_pats]
         rec, pid = np.nonzero(bits)
         return build_result(n, rec.astype(np.int64), pid.astype(np.int32), n_pats)
