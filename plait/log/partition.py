@@ -78,7 +78,7 @@ class Partition:
         self._listeners: list[AppendListener] = []
         self._pending: deque[tuple[int, int, bytes]] = deque()
         self._closed = False
-        self._flush_locked(force_recovery_point=True)
+        self._flush_locked()  # records the recovery point recovery established
 
     # -- offsets ---------------------------------------------------------------
 
@@ -201,7 +201,7 @@ class Partition:
         with self._flush_lock:
             self._flush_locked()
 
-    def _flush_locked(self, *, force_recovery_point: bool = False) -> None:
+    def _flush_locked(self) -> None:
         with self._lock:
             if self._closed:
                 return
@@ -218,7 +218,7 @@ class Partition:
         self._durable_offset = max(self._durable_offset, leo)
         self._last_flush = time.monotonic()
         point = segments[-1].base_offset
-        if point > self._recovery_point or force_recovery_point:
+        if point != self._recovery_point:  # lower only after recovery dropped segments
             write_recovery_point(self.directory, point)
             self._recovery_point = point
 
