@@ -81,7 +81,8 @@ def _partitions_kernel(
     valid: np.ndarray,
     n_parts: int,
     out: np.ndarray,
-) -> None:
+) -> int:
+    """Fill ``out``; returns -1, or the index of a key whose offsets fall."""
     # uint64 holding 32-bit values, masked after every multiply, so the interpreter
     # fallback and the compiled kernel agree exactly with the scalar murmur2 above.
     mask = np.uint64(0xFFFFFFFF)
@@ -92,6 +93,8 @@ def _partitions_kernel(
             continue
         start = offsets[i]
         length = offsets[i + 1] - start
+        if length < 0:  # falling offsets: reading on would leave the data buffer
+            return i
         h = (np.uint64(SEED) ^ np.uint64(length)) & mask
         body = length - (length % 4)
         for j in range(0, body, 4):
@@ -120,6 +123,7 @@ def _partitions_kernel(
         h = (h * m) & mask
         h ^= h >> np.uint64(15)
         out[i] = np.int32((h & np.uint64(0x7FFFFFFF)) % np.uint64(n_parts))
+    return -1
 
 
 def partitions_for_keys(
@@ -151,6 +155,14 @@ def partitions_for_keys(
     valid = np.zeros(0, np.bool_)
     if keys.null_count:
         valid = keys.is_valid().to_numpy(zero_copy_only=False)
+    if n and (offsets[0] < 0 or offsets[-1] > data.shape[0]):
+        raise ConfigError(
+            f"key offsets run from {offsets[0]} to {offsets[-1]}, data has {data.shape[0]}"
+        )
     out = np.empty(n, np.int32)
-    _partitions_kernel(data, offsets.astype(np.int64), valid, int(num_partitions), out)
+    bad = _partitions_kernel(
+        data, offsets.astype(np.int64), valid, int(num_partitions), out
+    )
+    if bad >= 0:
+        raise ConfigError(f"key offsets fall at key {bad}")
     return out

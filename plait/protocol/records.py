@@ -439,7 +439,7 @@ def _binary_parts(
             raise ConfigError(
                 f"{what} offsets must be a 1-d array of n+1 entries, got shape {offs.shape}"
             )
-        if offs[0] < 0 or offs[-1] > data.shape[0] or np.any(np.diff(offs) < 0):
+        if offs[0] < 0 or offs[-1] > data.shape[0]:  # falling offsets: see encoded_size
             raise ConfigError(
                 f"{what} offsets must rise from >= 0 to at most {data.shape[0]}"
             )
@@ -460,6 +460,11 @@ def _binary_parts(
         column.offset :
     ]
     data = _EMPTY_U8 if bufs[2] is None else np.frombuffer(bufs[2], dtype=np.uint8)
+    if n and (offs[0] < 0 or offs[-1] > data.shape[0]):
+        # Arrow trusts its producer; the copy kernels do not check bounds, so we do.
+        raise ConfigError(
+            f"{what} offsets run from {offs[0]} to {offs[-1]}, data has {data.shape[0]}"
+        )
     valid = _EMPTY_BOOL
     if column.null_count:
         valid = column.is_valid().to_numpy(zero_copy_only=False)
@@ -498,23 +503,25 @@ def encode_columns(
                 f"keys has {key_offs.shape[0] - 1} entries, values has {n}"
             )
     if timestamps is None:
+        ts = _EMPTY_I64
         base_ts = (
             int(time.time() * 1000) if base_timestamp is None else int(base_timestamp)
         )
-        ts, max_ts = _EMPTY_I64, base_ts
     else:
         ts = np.ascontiguousarray(timestamps, dtype=np.int64)
         if ts.shape != (n,):
             raise ConfigError(f"timestamps has shape {ts.shape}, expected ({n},)")
         base_ts = int(ts[0]) if base_timestamp is None else int(base_timestamp)
-        max_ts = int(ts.max())
-        if int(ts.min()) - base_ts < _INT64_MIN or max_ts - base_ts > _INT64_MAX:
-            raise ConfigError(
-                f"timestamps span more than a signed 64-bit delta from {base_ts}"
-            )
-    size = _kernels.encoded_size(
+    size, ts_min, ts_max = _kernels.encoded_size(
         val_offs, val_valid, key_offs, key_valid, has_keys, ts, base_ts
     )
+    if size < 0:
+        raise ConfigError(f"offsets of keys or values fall at record {-size - 1}")
+    max_ts = int(ts_max)
+    if int(ts_min) - base_ts < _INT64_MIN or max_ts - base_ts > _INT64_MAX:
+        raise ConfigError(
+            f"timestamps span more than a signed 64-bit delta from {base_ts}"
+        )
     out = bytearray(HEADER_SIZE + size)
     arr = np.frombuffer(out, dtype=np.uint8)
     end = _kernels.encode_into(

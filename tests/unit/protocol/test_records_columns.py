@@ -53,10 +53,25 @@ def test_numpy_buffer_and_offsets_form():
     assert bytes(out) == encode_batch(
         [(None, v, t, []) for v, t in zip(values, [7, 8, 9])], base_offset=50
     )
-    with pytest.raises(ConfigError, match="offsets must rise"):
+    with pytest.raises(ConfigError, match="fall at record 1"):
         encode_columns((data, np.array([0, 5, 3, 8])))
     with pytest.raises(ConfigError, match="offsets must rise"):
         encode_columns((data, np.array([0, 3, 3, 9])))
+    with pytest.raises(ConfigError, match="fall at record 2"):
+        encode_columns([b"a", b"b", b"c"], (data, np.array([0, 3, 3, 2])))
+
+
+def test_forged_arrow_offsets_are_rejected_not_read_out_of_bounds():
+    # pyarrow itself refuses offsets past the data; falling ones it lets through.
+    data = pa.py_buffer(b"abcdef")
+    falling = pa.Array.from_buffers(
+        pa.binary(), 2, [None, pa.py_buffer(np.array([0, 5, 2], np.int32)), data]
+    )
+    with pytest.raises(ConfigError, match="fall at record 1"):
+        encode_columns(falling)
+    with pytest.raises(ConfigError, match="fall at record 1"):
+        encode_columns([b"a", b"b"], falling)
+    del falling  # an invalid array: keep it out of any failure report's repr
 
 
 def test_no_timestamps_uses_base_timestamp():
