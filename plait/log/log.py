@@ -26,6 +26,7 @@ import time
 import uuid
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from plait.errors import ConfigError
 from plait.log.config import LogConfig, TopicInfo
@@ -142,7 +143,7 @@ class Log:
         """Remove a topic and its data; partitions handed out before become unusable."""
         with self._lock:
             self._check_open()
-            info, parts = self._get(name)
+            _, parts = self._get(name)
             for p in parts:
                 p.abandon()
             del self._topics[name]
@@ -262,7 +263,7 @@ class Log:
             atomic_write(self.path / _CLEAN_MARKER, b"")
             self._lock_file.release()
 
-    def __enter__(self) -> Log:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

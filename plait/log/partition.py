@@ -16,8 +16,8 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from plait.log.config import AppendResult, LogConfig
 from plait.log.errors import (
@@ -36,7 +36,12 @@ from plait.log.recovery import (
     write_recovery_point,
 )
 from plait.log.segment import Segment
-from plait.protocol.batch_header import BatchHeader, parse_header, set_base_offset, verify_crc
+from plait.protocol.batch_header import (
+    BatchHeader,
+    parse_header,
+    set_base_offset,
+    verify_crc,
+)
 from plait.protocol.errors import InvalidRecordBatchError
 
 logger = logging.getLogger("plait.log")

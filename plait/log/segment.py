@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from plait.log.errors import CorruptSegmentError
 from plait.log.index import OffsetIndex, TimeIndex, read_file, write_index_file
-from plait.protocol.batch_header import HEADER_SIZE, BatchHeader, parse_header, verify_crc
+from plait.protocol.batch_header import (
+    HEADER_SIZE,
+    BatchHeader,
+    parse_header,
+    verify_crc,
+)
 from plait.protocol.errors import InvalidRecordBatchError
 
 _WALK_CHUNK = 64 * 1024

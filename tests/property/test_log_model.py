@@ -10,11 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import hypothesis.strategies as st
-from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
+from aiokafka.record.default_records import (
+    DefaultRecordBatch,
+    DefaultRecordBatchBuilder,
+)
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from plait.log import FsyncPolicy, Log, LogConfig
+from plait.log import FsyncPolicy, Log, LogConfig, Partition
 from plait.log.errors import OffsetOutOfRangeError
 
 CONFIG = LogConfig(segment_bytes=600, index_interval_bytes=100, retention_bytes=1500,
@@ -78,7 +81,7 @@ class LogModel(RuleBasedStateMachine):
         self.end = 0
 
     @property
-    def partition(self):  # type: ignore[no-untyped-def]
+    def partition(self) -> Partition:
         return self.log.partition("m", 0)
 
     def batches(self) -> list[ModelBatch]:
@@ -167,12 +170,12 @@ class LogModel(RuleBasedStateMachine):
     @rule()
     def crash_and_reopen(self) -> None:
         log = self.log
-        log._stop.set()  # noqa: SLF001 - a kill: no flush, seal, snapshot or marker
-        assert log._thread is not None  # noqa: SLF001
-        log._thread.join()  # noqa: SLF001
+        log._stop.set()
+        assert log._thread is not None
+        log._thread.join()
         for p in log.partitions("m"):
             p.abandon()
-        log._lock_file.release()  # noqa: SLF001
+        log._lock_file.release()
         self.log = Log.open(self.tmp, CONFIG)
 
     @precondition(lambda self: self.end > 0)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
+from aiokafka.record.default_records import (
+    DefaultRecordBatch,
+    DefaultRecordBatchBuilder,
+)
 
 from plait.log import FsyncPolicy, Log, LogConfig
 
@@ -42,10 +45,10 @@ def crash(log: Log) -> None:
     Written bytes stay (they are in the page cache, as after kill -9); the kernel would
     release the lock, so the test releases it.
     """
-    log._stop.set()  # noqa: SLF001 - test helper reaching in on purpose
-    if log._thread is not None:  # noqa: SLF001
-        log._thread.join()  # noqa: SLF001
-    for parts in log._topics.values():  # noqa: SLF001
+    log._stop.set()
+    if log._thread is not None:
+        log._thread.join()
+    for parts in log._topics.values():
         for p in parts[1]:
             p.abandon()
-    log._lock_file.release()  # noqa: SLF001
+    log._lock_file.release()

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from _log_batches import SMALL
 
 from plait.log import Log
-
 
 
 @pytest.fixture

@@ -66,7 +66,7 @@ def test_sequence_wraps_at_int32(log: Log) -> None:
     log.create_topic("i", 1)
     p = log.partition("i", 0)
     p.append(idem([b"a"], 0, epoch=3))
-    state = p._producers.producers[7]  # noqa: SLF001 - jump the sequence near the wrap
+    state = p._producers.producers[7]
     last = state.batches[-1]
     state.batches[-1] = type(last)(2**31 - 3, 2**31 - 2, last.first_offset, last.last_offset)
     p.append(idem([b"b", b"c"], 2**31 - 1, epoch=3))     # last sequence wraps to 0

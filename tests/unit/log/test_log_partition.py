@@ -5,12 +5,13 @@ from __future__ import annotations
 import struct
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from _log_batches import decode, make_batch
 from aiokafka.record.default_records import DefaultRecordBatch
 
-from plait.log import Log, LogConfig
+from plait.log import FsyncPolicy, Log, LogConfig
 from plait.log.errors import OffsetOutOfRangeError, RecordTooLargeError
 from plait.protocol.errors import InvalidRecordBatchError
 
@@ -74,7 +75,7 @@ def test_invalid_input_writes_nothing(log: Log) -> None:
     assert p.log_end_offset == 0 and p.read(0) == b""
 
 
-def test_record_too_large(data_dir) -> None:  # type: ignore[no-untyped-def]
+def test_record_too_large(data_dir: Path) -> None:
     with Log.open(data_dir, LogConfig(max_batch_bytes=200)) as log:
         log.create_topic("big", 1)
         p = log.partition("big", 0)
@@ -123,7 +124,7 @@ def test_offset_for_timestamp(log: Log) -> None:
     assert p.offset_for_timestamp(10_000) is None
 
 
-def test_roll_by_size_and_age(data_dir) -> None:  # type: ignore[no-untyped-def]
+def test_roll_by_size_and_age(data_dir: Path) -> None:
     batch = make_batch([b"x" * 100])
     cfg = LogConfig(segment_bytes=3 * len(batch), segment_ms=1000, retention_ms=-1)
     with Log.open(data_dir, cfg) as log:
@@ -140,7 +141,7 @@ def test_roll_by_size_and_age(data_dir) -> None:  # type: ignore[no-untyped-def]
         assert (folder / "00000000000000000003.index").exists()  # sealed at roll
 
 
-def test_retention_by_size_and_age(data_dir) -> None:  # type: ignore[no-untyped-def]
+def test_retention_by_size_and_age(data_dir: Path) -> None:
     batch = make_batch([b"y" * 100], timestamp=10_000)
     size = len(batch)
     cfg = LogConfig(segment_bytes=size * 2, retention_bytes=size * 3, retention_ms=-1)
@@ -215,7 +216,7 @@ def test_concurrent_appends_and_reads(log: Log) -> None:
         try:
             for i in range(100):
                 p.append(make_batch([tag + b"%d" % i]))
-        except BaseException as exc:  # pragma: no cover - reported below
+        except Exception as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
 
     def reader() -> None:
@@ -227,7 +228,7 @@ def test_concurrent_appends_and_reads(log: Log) -> None:
                 records = decode(p.read(offset))
                 assert records[0][0] <= offset
                 offset = records[-1][0] + 1
-        except BaseException as exc:  # pragma: no cover
+        except Exception as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
 
     threads = [threading.Thread(target=writer, args=(t,)) for t in (b"a", b"b", b"c")]
@@ -242,3 +243,46 @@ def test_concurrent_appends_and_reads(log: Log) -> None:
     for tag in (b"a", b"b", b"c"):  # each writer's records keep their order
         mine = [v for _, _, v in records if v is not None and v.startswith(tag)]
         assert mine == [tag + b"%d" % i for i in range(100)]
+
+
+def test_fsync_always_is_durable_before_return_and_listeners_follow_order(
+        data_dir: Path) -> None:
+    cfg = LogConfig(fsync=FsyncPolicy("always"), segment_bytes=4096, retention_ms=-1)
+    with Log.open(data_dir, cfg) as log:
+        log.create_topic("a", 1)
+        p = log.partition("a", 0)
+        seen: list[tuple[int, int, bool]] = []
+        p.add_listener(lambda _t, _i, base, last, _d: seen.append(
+            (base, last, p._durable_offset > last)))
+        failures: list[str] = []
+
+        def writer() -> None:
+            for i in range(30):
+                result = p.append(make_batch([b"%d" % i * 50]))
+                if p._durable_offset <= result.last_offset:
+                    failures.append(f"offset {result.last_offset} returned before fsync")
+
+        threads = [threading.Thread(target=writer) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not failures
+        assert [(b, last) for b, last, _ in seen] == [(i, i) for i in range(90)]
+        assert all(durable for _, _, durable in seen)
+
+
+def test_fsync_interval_flusher_and_never(data_dir: Path) -> None:
+    with Log.open(data_dir, LogConfig(fsync=FsyncPolicy("interval", 20))) as log:
+        log.create_topic("i", 1)
+        log.create_topic("n", 1, LogConfig(fsync=FsyncPolicy("never")))
+        interval, never = log.partition("i", 0), log.partition("n", 0)
+        interval.append(make_batch([b"x"]))
+        never.append(make_batch([b"x"]))
+        deadline = time.monotonic() + 5
+        while interval._durable_offset < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert interval._durable_offset == 1
+        assert never._durable_offset == 0
+        never.flush()
+        assert never._durable_offset == 1
