@@ -169,3 +169,23 @@ def test_crossover_cache_roundtrip_and_choice(tmp_path: Path) -> None:
     path.write_text("{not json")
     assert Crossover.load(path) is None
     assert not os.path.exists(path.with_suffix(".tmp"))
+
+
+def test_imports_are_lazy_and_one_way() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, plait.process, plait.process.engine, plait.process.gpu\n"
+        "assert 'cupy' not in sys.modules, 'cupy imported eagerly'\n"
+        "bad = [m for m in sys.modules if m.startswith(('plait.pipeline', 'plait.cli'))]\n"
+        "assert not bad, bad\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
