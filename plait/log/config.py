@@ -78,6 +78,16 @@ class LogConfig:
     """Per-topic storage settings (the Log's config is the default for new topics).
 
     Sizes are bytes, times milliseconds; ``-1`` disables a retention bound.
+
+    * ``segment_bytes``: roll before an append would make the active segment larger
+      (a batch bigger than this still goes alone into a fresh segment).
+    * ``segment_ms``: roll when the active segment's first append is this old (after a
+      reopen the age counts from that first batch's max timestamp, as in Kafka).
+    * ``retention_ms``: a sealed segment is deleted once ``now - its max timestamp``
+      exceeds this; ``retention_bytes``: oldest sealed segments are deleted while the
+      partition stays at or above this size. The active segment is never deleted.
+    * ``index_interval_bytes``: one offset-index entry per this many bytes of batches.
+    * ``max_batch_bytes``: largest accepted batch (Kafka's ``message.max.bytes``).
     """
 
     segment_bytes: int = 256 * 1024 * 1024

@@ -97,6 +97,10 @@ class Log:
             for entry in sorted(os.listdir(root / "topics")):
                 log._load_topic(root / "topics" / entry, clean)
         except BaseException:
+            if "log" in locals():
+                for _, parts in log._topics.values():
+                    for part in parts:
+                        part.abandon()
             lock.release()
             raise
         log._start_background()
