@@ -2,11 +2,13 @@
 
 The per-record contract is msgspec's typed decoding (strict: ``1.0`` is not an int, ``1``
 is not a bool, ints must fit in int64, unknown fields are ignored, duplicate keys keep the
-last value). A record that does not fit is reported with msgspec's reason and its position.
+last value, a number out of float range or an unpaired UTF-16 surrogate escape
+rejects the record). A record that does not fit is reported with msgspec's reason and its
+position.
 
 Fast path (why two paths): pyarrow's multi-threaded C++ JSON reader decodes a whole batch
-several times faster than any per-record decoder. It is used only when its result provably
-matches the per-record contract: every record is one line starting with ``{``, the reader
+several times faster than a per-record decoder. It is used only under conditions where its
+result matches the per-record contract (tests/property/test_process_decode.py checks this): every record is one line starting with ``{``, the reader
 returns exactly one row per record and accepts the batch as a whole, and strings are valid
 UTF-8. Otherwise (any bad record, a duplicate key, ...) the batch takes the per-record
 path, whose result is the reference.
