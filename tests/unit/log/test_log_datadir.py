@@ -145,3 +145,27 @@ def test_closed_log_refuses_work(data_dir: Path) -> None:
         log.list_topics()
     with pytest.raises(LogError, match="closed"):
         p.read(0)
+
+
+def test_leftovers_of_interrupted_create_or_delete_are_swept(data_dir: Path) -> None:
+    Log.open(data_dir).close()
+    leftover = data_dir / "tmp" / "creating-abc" / "0"
+    leftover.mkdir(parents=True)
+    (leftover / "00000000000000000000.log").write_bytes(b"partial")
+    with Log.open(data_dir) as log:
+        assert log.list_topics() == []
+        assert list((data_dir / "tmp").iterdir()) == []
+
+
+def test_age_roll_after_reopen_counts_from_first_batch_timestamp(data_dir: Path) -> None:
+    cfg = LogConfig(segment_ms=1000, retention_ms=-1)
+    with Log.open(data_dir, cfg) as log:
+        log.create_topic("t", 1)
+        log.partition("t", 0).append(make_batch([b"a"], timestamp=5000), now_ms=5000)
+    folder = data_dir / "topics" / "t" / "0"
+    with Log.open(data_dir, cfg) as log:
+        p = log.partition("t", 0)
+        p.append(make_batch([b"b"], timestamp=5100), now_ms=5999)
+        assert len(list(folder.glob("*.log"))) == 1
+        p.append(make_batch([b"c"], timestamp=5200), now_ms=6000)
+        assert sorted(f.name for f in folder.glob("*.log"))[-1] == f"{2:020d}.log"

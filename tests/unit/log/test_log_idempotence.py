@@ -94,3 +94,24 @@ def test_state_survives_clean_reopen_and_crash(data_dir: Path) -> None:
         with pytest.raises(OutOfOrderSequenceError):
             p.append(idem([b"v32"], 32))
         assert p.append(idem([b"v31"], 31)).base_offset == 31
+
+
+def test_corrupt_newest_snapshot_falls_back_and_replays(data_dir: Path) -> None:
+    log = Log.open(data_dir, SMALL)
+    log.create_topic("i", 1)
+    p = log.partition("i", 0)
+    for seq in range(30):
+        p.append(idem([b"v%02d" % seq * 10], seq))
+    log.close()
+    folder = data_dir / "topics" / "i" / "0"
+    snapshots = sorted(folder.glob("*.snapshot"))
+    assert len(snapshots) == 2 and snapshots[-1].name == f"{30:020d}.snapshot"
+    data = bytearray(snapshots[-1].read_bytes())
+    data[-1] ^= 0xFF
+    snapshots[-1].write_bytes(bytes(data))
+    with Log.open(data_dir, SMALL) as log:
+        p = log.partition("i", 0)
+        assert p.append(idem([b"v29" * 10], 29)).duplicate   # rebuilt by replaying headers
+        with pytest.raises(OutOfOrderSequenceError) as info:
+            p.append(idem([b"v31"], 31))
+        assert info.value.expected == 30
