@@ -183,3 +183,36 @@ def test_gpu_engine_absent_is_a_typed_error_and_auto_falls_back() -> None:
         for r in b.to_pylist()
     ]
     assert rows[0]["match_ids"] == [0] and rows[0]["match_any"] is True
+
+
+def test_pipeline_into_parquet_replayed_after_restart_writes_rows_once(
+    tmp_path,
+) -> None:  # type: ignore[no-untyped-def]
+    import pyarrow.parquet as pq
+
+    from plait.process.sinks import ParquetSink
+
+    events = [
+        ev(i, 200.0, "DE", "n", ts=1_700_000_000_000 + i * 600_000) for i in range(30)
+    ]
+    batches = [events[:10], events[10:20], events[20:]]
+    pipeline(batches[:2], engine="cpu").decode(SCHEMA).filter("amount > 100").to(
+        ParquetSink(tmp_path, time="ts")
+    ).run()
+    # restart: replay everything from offset 0
+    pipeline(batches, engine="cpu").decode(SCHEMA).filter("amount > 100").to(
+        ParquetSink(tmp_path, time="ts")
+    ).run()
+    ids = sorted(
+        i
+        for f in tmp_path.rglob("part-*.parquet")
+        for i in pq.read_table(f).column("id").to_pylist()
+    )
+    assert ids == list(range(30))
+    # 22:13 to 03:03 UTC across midnight
+    parts = {
+        (p.parent.parent.name, p.parent.name) for p in tmp_path.rglob("part-*.parquet")
+    }
+    assert parts == {("dt=2023-11-14", "hour=22"), ("dt=2023-11-14", "hour=23")} | {
+        ("dt=2023-11-15", f"hour=0{h}") for h in range(4)
+    }
