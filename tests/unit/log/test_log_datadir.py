@@ -168,4 +168,4 @@ def test_age_roll_after_reopen_counts_from_first_batch_timestamp(data_dir: Path)
         p.append(make_batch([b"b"], timestamp=5100), now_ms=5999)
         assert len(list(folder.glob("*.log"))) == 1
         p.append(make_batch([b"c"], timestamp=5200), now_ms=6000)
-        assert sorted(f.name for f in folder.glob("*.log"))[-1] == f"{2:020d}.log"
+        assert max(f.name for f in folder.glob("*.log")) == f"{2:020d}.log"
