@@ -89,6 +89,12 @@ class Member:
         )
 
 
+def _joined(m: Member) -> bool:
+    """The member has a JoinGroup parked for this rebalance (a cancelled one, whose
+    client went away, does not count)."""
+    return m.join_waiter is not None and not m.join_waiter.cancelled()
+
+
 @dataclass(slots=True)
 class Group:
     group_id: str
@@ -250,12 +256,12 @@ class GroupCoordinator:
         g.initial_until = 0.0
         if g.phase is not GroupPhase.PREPARING:
             return
-        if initial and any(m.join_waiter is None for m in g.members.values()):
+        if initial and not all(_joined(m) for m in g.members.values()):
             loop = asyncio.get_running_loop()
             g.join_timer = loop.call_at(g.join_deadline, self._join_timeout, g, False)
             return
         # Members that did not rejoin within the rebalance timeout leave the group.
-        for mid in [mid for mid, m in g.members.items() if m.join_waiter is None]:
+        for mid in [mid for mid, m in g.members.items() if not _joined(m)]:
             del g.members[mid]
         self._complete_join(g)
 
@@ -264,7 +270,7 @@ class GroupCoordinator:
             return
         if asyncio.get_running_loop().time() < g.initial_until:
             return  # the initial delay's timer completes the join
-        if all(m.join_waiter is not None for m in g.members.values()):
+        if all(_joined(m) for m in g.members.values()):
             self._complete_join(g)
 
     def _complete_join(self, g: Group) -> None:
@@ -439,7 +445,8 @@ class GroupCoordinator:
         for g in list(self.groups.values()):
             dead = [
                 mid for mid, m in g.members.items()
-                if m.join_waiter is None and now - m.last_seen > m.session_timeout_ms / 1000
+                if (m.join_waiter is None or m.join_waiter.done())
+                and now - m.last_seen > m.session_timeout_ms / 1000
             ]
             if not dead:
                 continue

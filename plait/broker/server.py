@@ -60,6 +60,12 @@ class _Connection:
         self.reading_done = False
         self.read_task: asyncio.Task[None] | None = None
 
+    def _abandon(self) -> None:
+        """Cancel requests still running (a long poll, a parked JoinGroup) whose answer
+        no one will read, so a vanished client holds no memory or group slot."""
+        for task in self.pending:
+            task.cancel()
+
     def stop_reading(self) -> None:
         """Take no more requests from this client; what was read is still answered."""
         if self.read_task is not None:
@@ -73,9 +79,12 @@ class _Connection:
         except (E.MalformedFrameError, E.FrameTooLargeError) as exc:
             self.broker.metrics.malformed.inc()
             log.warning("closing connection from %s: %s", self.host, exc)
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
-            # CancelledError here is shutdown stopping the reader (see stop_reading);
-            # the writer still answers every request already read.
+            self._abandon()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            self._abandon()  # the client is gone: nobody is left to answer
+        except asyncio.CancelledError:
+            # Shutdown stopped the reader (see stop_reading); the writer still answers
+            # every request already read (long polls have been woken to end early).
             pass
         finally:
             self.reading_done = True
@@ -103,6 +112,12 @@ class _Connection:
             req = decode_request(data)  # raises MalformedFrameError: the connection closes
             if isinstance(req, Request):
                 req.client_host = self.host
+            elif _unsupported(req) is None:
+                # No answer the client could parse exists (unknown key): close, as Kafka does.
+                raise E.MalformedFrameError(
+                    f"unsupported API key {req.api_key} version {req.api_version}",
+                    api_key=req.api_key,
+                )
             await self.slots.acquire()
             self.pending.append(asyncio.create_task(self._serve(req)))
             self.have_work.set()
@@ -148,7 +163,12 @@ class _Connection:
                 await self.have_work.wait()
                 continue
             task = self.pending[0]
-            chunks = await task
+            try:
+                chunks = await task
+            except asyncio.CancelledError:
+                chunks = None
+                if not task.cancelled():
+                    raise  # the writer itself is being cancelled
             self.pending.popleft()
             if chunks is None:
                 continue
