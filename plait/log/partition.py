@@ -118,40 +118,53 @@ class Partition:
             self._check_open()
             metas = self._producers.check([h for _, h in headers], self.where)
             dups = [m for m in metas if m is not None]
+            duplicate: AppendResult | None = None
             if dups:
-                if len(dups) == len(metas):
-                    return AppendResult(dups[0].first_offset, dups[-1].last_offset, now,
-                                        self._segments[0].base_offset, duplicate=True)
-                first = next(h for (_, h), m in zip(headers, metas) if m is not None)
-                raise OutOfOrderSequenceError(self.where, first.producer_id,
-                                              -1, first.base_sequence)
-            rolled = self._maybe_roll(len(buf), headers, now)
-            base = next_offset = self._leo
-            placed: list[tuple[int, BatchHeader]] = []
-            for pos, header in headers:
-                set_base_offset(buf, pos, next_offset)
-                placed.append((pos, dataclasses.replace(header, base_offset=next_offset)))
-                next_offset += header.last_offset_delta + 1
-            try:
-                self._segments[-1].append(buf, placed)
-            except OSError as exc:
-                raise LogError(f"write of {len(buf)} bytes to {self._segments[-1].path} "
-                               f"failed: {exc}") from exc
-            for _, header in placed:
-                self._producers.update(header)
-            if self._roll_base_ms is None:
-                self._roll_base_ms = now
-            self._leo = next_offset
-            if self._listeners:
-                self._pending.append((base, next_offset - 1, bytes(buf)))
-            self._cond.notify_all()
-            result = AppendResult(base, next_offset - 1, now, self._segments[0].base_offset)
+                if len(dups) != len(metas):  # a retry must resend exactly what it sent
+                    first = next(h for (_, h), m in zip(headers, metas) if m is not None)
+                    raise OutOfOrderSequenceError(
+                        self.where, first.producer_id,
+                        self._producers.expected_sequence(first.producer_id),
+                        first.base_sequence)
+                duplicate = AppendResult(dups[0].first_offset, dups[-1].last_offset, now,
+                                         self._segments[0].base_offset, duplicate=True)
+            else:
+                result, rolled = self._write_locked(buf, headers, now)
+        if duplicate is not None:
+            if self.config.fsync.mode == "always":
+                self._flush_to(duplicate.last_offset + 1)  # the original may be mid-fsync
+            return duplicate
         if self.config.fsync.mode == "always":
-            self._flush_to(next_offset)
+            self._flush_to(result.last_offset + 1)
         if rolled:
             self.enforce_retention(now)
         self._deliver()
         return result
+
+    def _write_locked(self, buf: bytearray, headers: list[tuple[int, BatchHeader]],
+                      now: int) -> tuple[AppendResult, bool]:
+        """Roll if due, assign offsets and write; called with ``_lock`` held."""
+        rolled = self._maybe_roll(len(buf), headers, now)
+        base = next_offset = self._leo
+        placed: list[tuple[int, BatchHeader]] = []
+        for pos, header in headers:
+            set_base_offset(buf, pos, next_offset)
+            placed.append((pos, dataclasses.replace(header, base_offset=next_offset)))
+            next_offset += header.last_offset_delta + 1
+        try:
+            self._segments[-1].append(buf, placed)
+        except OSError as exc:
+            raise LogError(f"write of {len(buf)} bytes to {self._segments[-1].path} "
+                           f"failed: {exc}") from exc
+        for _, header in placed:
+            self._producers.update(header)
+        if self._roll_base_ms is None:
+            self._roll_base_ms = now
+        self._leo = next_offset
+        if self._listeners:
+            self._pending.append((base, next_offset - 1, bytes(buf)))
+        self._cond.notify_all()
+        return AppendResult(base, next_offset - 1, now, self._segments[0].base_offset), rolled
 
     def _validate(self, buf: bytearray) -> list[tuple[int, BatchHeader]]:
         if not buf:

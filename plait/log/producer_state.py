@@ -96,6 +96,13 @@ class ProducerStateManager:
             out.append(None)
         return out
 
+    def expected_sequence(self, producer_id: int) -> int:
+        """The sequence the producer's next new batch must start with."""
+        entry = self.producers.get(producer_id)
+        if entry is None or not entry.batches:
+            return 0
+        return (entry.batches[-1].last_seq + 1) % SEQUENCE_MODULUS
+
     def update(self, header: BatchHeader) -> None:
         """Record a batch that is now in the log (its base offset assigned)."""
         if not is_idempotent(header):

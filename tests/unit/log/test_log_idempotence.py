@@ -115,3 +115,34 @@ def test_corrupt_newest_snapshot_falls_back_and_replays(data_dir: Path) -> None:
         with pytest.raises(OutOfOrderSequenceError) as info:
             p.append(idem([b"v31"], 31))
         assert info.value.expected == 30
+
+
+def test_concurrent_retries_are_written_once(data_dir: Path) -> None:
+    import threading
+
+    from plait.log import FsyncPolicy, LogConfig
+    with Log.open(data_dir, LogConfig(fsync=FsyncPolicy("always"))) as log:
+        log.create_topic("i", 1)
+        p = log.partition("i", 0)
+        results = []
+        for seq in range(10):
+            batch = idem([b"%d" % seq], seq)
+            threads = [threading.Thread(target=lambda b=batch: results.append(p.append(b)))
+                       for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+        assert p.log_end_offset == 10
+        assert sorted(r.base_offset for r in results if not r.duplicate) == list(range(10))
+        assert sum(r.duplicate for r in results) == 30
+
+
+def test_retry_mixed_with_new_batch_is_refused(log: Log) -> None:
+    log.create_topic("i", 1)
+    p = log.partition("i", 0)
+    p.append(idem([b"a"], 0))
+    with pytest.raises(OutOfOrderSequenceError) as info:
+        p.append(idem([b"a"], 0) + idem([b"b"], 1))
+    assert (info.value.expected, info.value.received) == (1, 0)
+    assert p.log_end_offset == 1
