@@ -9,8 +9,13 @@ does the protocol work; this module only adapts shapes and maps errors to plait'
 Contract differences from the embedded client, all inherited from Kafka:
 - ``send_batch`` returns once every event is acknowledged (acks=all, idempotent
   producer), but the offsets of a batch spread over partitions are per event.
-- Group rebalancing is Kafka's (range assignor by default); commits are fenced by the
-  broker's generation check.
+- Without ``meta=``, group rebalancing is Kafka's (range assignor by default) and
+  commits are fenced by the broker's generation check.
+- With ``meta=URL`` (``plait.connect("kafka://h:p", meta="etcd://...")``), groups are
+  plait's own (plait.groups.membership, leased members in that metadata store): the
+  consumer ``assign()``s the partitions plait's coordinator gives it and commits
+  offsets to the metadata store, fenced by plait's generation. The metadata store is
+  then the single source of truth for offsets; Kafka's group offsets are not used.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ class KafkaBackendError(ClientError):
 class KafkaClient:
     """Topics, producers and consumers on a Kafka-protocol cluster at ``bootstrap``."""
 
-    def __init__(self, bootstrap: str, **config: Any) -> None:
+    def __init__(self, bootstrap: str, *, meta: str | None = None, **config: Any) -> None:
         ck = _ck()
         from confluent_kafka.admin import AdminClient
 
@@ -61,6 +66,14 @@ class KafkaClient:
         self._admin = AdminClient(dict(self._config))
         self._closed = False
         self._ck = ck
+        self.meta: Any = None
+        self.coordinators: Any = None
+        if meta is not None:
+            from plait.client.coordinator import CoordinatorRegistry
+            from plait.meta.url import open_meta
+
+            self.meta = open_meta(meta)
+            self.coordinators = CoordinatorRegistry(self)
 
     def create_topic(self, name: str, partitions: int = 1) -> TopicDescription:
         from confluent_kafka.admin import NewTopic
@@ -106,13 +119,25 @@ class KafkaClient:
         return KafkaProducer(self, **options)
 
     def consumer(self, topics: list[str] | None = None, **options: Any) -> "KafkaConsumer":
-        consumer = KafkaConsumer(self, **options)
+        cls = (
+            CoordinatedKafkaConsumer
+            if self.coordinators is not None and options.get("group") is not None
+            else KafkaConsumer
+        )
+        consumer = cls(self, **options)
         if topics:
             consumer.subscribe(topics)
         return consumer
 
     def close(self) -> None:
+        """Leave every plait-coordinated group, then close the metadata store."""
+        if self._closed:
+            return
         self._closed = True
+        if self.coordinators is not None:
+            self.coordinators.close()
+        if self.meta is not None:
+            self.meta.close()
 
     def __enter__(self) -> "KafkaClient":
         return self
@@ -368,3 +393,107 @@ class KafkaConsumer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class CoordinatedKafkaConsumer(KafkaConsumer):
+    """A group member coordinated by plait over the metadata store, reading via assign().
+
+    Same contract as the embedded consumer's groups: the partitions come from plait's
+    coordinator (leased members, CAS-stored generations); a newly owned partition starts
+    at the offset committed in the metadata store, else at ``auto_offset_reset``; a
+    commit is one metadata transaction fenced by this member's generation
+    (FencedCommitError when the group moved on). The new assignment is adopted at the
+    next ``poll``, which drops revoked partitions before reading anything else.
+    """
+
+    def __init__(
+        self,
+        client: KafkaClient,
+        *,
+        group: str,
+        session_timeout_s: float | None = None,
+        member_id: str | None = None,
+        **options: Any,
+    ) -> None:
+        # librdkafka needs a group.id even for assign(); it never joins or commits with it.
+        options.setdefault("group.id", f"plait-assign.{group}")
+        super().__init__(client, group=group, **options)
+        self._coordinator = client.coordinators.get(group, session_timeout_s=session_timeout_s)
+        self._static_id = member_id
+        self._member_id: str | None = None
+        self._generation = -1
+        self._owned: list[TopicPartition] = []
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def subscribe(self, topics: Iterable[str]) -> None:
+        topics = list(topics)
+        for t in topics:
+            self._client.partition_count(t)  # UnknownTopicError now, not at the first poll
+        if self._member_id is None:
+            self._member_id = self._coordinator.join(topics, self._static_id)
+        else:
+            self._coordinator.update(self._member_id, topics)
+        self._adopt()
+
+    def _adopt(self) -> None:
+        assert self._member_id is not None
+        generation, parts = self._coordinator.current(self._member_id)
+        self._generation = generation
+        new = sorted(parts)
+        added = [tp for tp in new if tp not in self._positions]
+        committed = self._coordinator.store.fetch_offsets(self.group, added) if added else {}
+        default = self._ck.OFFSET_BEGINNING if self._reset == "earliest" else self._ck.OFFSET_END
+        for tp in list(self._positions):
+            if tp not in new:
+                del self._positions[tp]  # revoked: forget it before anything else is read
+        starts = []
+        for tp in new:
+            if tp in self._positions:
+                start = self._positions[tp]
+            elif tp in committed:
+                start = committed[tp][0]
+                self._positions[tp] = start
+            else:
+                start = default
+            starts.append(self._ck.TopicPartition(tp[0], tp[1], start))
+        self._owned = new
+        self._consumer.assign(starts)
+
+    def assignment(self) -> list[TopicPartition]:
+        self._maybe_rebalance()
+        return list(self._owned)
+
+    def _maybe_rebalance(self) -> None:
+        if self._member_id is not None and self._coordinator.generation != self._generation:
+            self._adopt()
+
+    def poll(self, timeout: float = 1.0, max_records: int | None = None) -> list[Message]:
+        self._maybe_rebalance()
+        owned = set(self._owned)
+        got = super().poll(timeout, max_records)
+        # librdkafka may still hold a fetched message of a partition revoked this instant:
+        # drop it, and its position, so a later commit cannot touch the new owner's offset
+        for tp in [tp for tp in self._positions if tp not in owned]:
+            del self._positions[tp]
+        return [m for m in got if (m.topic, m.partition) in owned]
+
+    def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
+        """Commit positions to the metadata store in one transaction, fenced by generation."""
+        assert self.group is not None
+        chosen = dict(self._positions) if offsets is None else dict(offsets)
+        self._coordinator.store.commit_offsets(
+            self.group, self._generation, {tp: (off, "") for tp, off in chosen.items()}
+        )
+
+    def committed(self, topic: str, partition: int) -> int | None:
+        assert self.group is not None
+        found = self._coordinator.store.fetch_offsets(self.group, [(topic, partition)])
+        return found[(topic, partition)][0] if found else None
+
+    def close(self) -> None:
+        if not self._closed and self._member_id is not None:
+            self._coordinator.leave(self._member_id)
+        super().close()
