@@ -76,7 +76,7 @@ class Member:
         }
 
     @classmethod
-    def from_doc(cls, member_id: str, doc: dict[str, Any]) -> "Member":
+    def from_doc(cls, member_id: str, doc: dict[str, Any]) -> Member:
         return cls(
             member_id=member_id,
             client_id=str(doc.get("client_id", "")),

@@ -20,6 +20,7 @@ import logging
 import struct
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from plait.broker import errors as E
@@ -44,7 +45,7 @@ Chunks = list[bytes | bytearray | memoryview]
 
 
 class _Connection:
-    def __init__(self, server: "KafkaServer", reader: asyncio.StreamReader,
+    def __init__(self, server: KafkaServer, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter) -> None:
         self.server = server
         self.broker = server.broker
@@ -59,6 +60,10 @@ class _Connection:
         self.have_work = asyncio.Event()
         self.reading_done = False
         self.read_task: asyncio.Task[None] | None = None
+
+    def _room_for(self, size: int, limit: int) -> Callable[[], bool]:
+        """Predicate: this frame fits the connection's byte budget (one frame always may)."""
+        return lambda: self.inflight_bytes == 0 or self.inflight_bytes + size <= limit
 
     def _abandon(self) -> None:
         """Cancel requests still running (a long poll, a parked JoinGroup) whose answer
@@ -91,8 +96,8 @@ class _Connection:
             self.have_work.set()
             try:
                 await writer_task
-            except Exception:  # the socket may already be gone; nothing more to send
-                pass
+            except (ConnectionError, RuntimeError) as exc:  # socket gone; nothing to send
+                log.debug("writer for %s ended: %s", self.host, exc)
             self.writer.close()
 
     async def _read_loop(self) -> None:
@@ -103,9 +108,7 @@ class _Connection:
             if size < 0 or size > limit:
                 raise E.FrameTooLargeError(size, limit)
             async with self.changed:
-                await self.changed.wait_for(
-                    lambda: self.inflight_bytes == 0 or self.inflight_bytes + size <= limit
-                )
+                await self.changed.wait_for(self._room_for(size, limit))
                 self.inflight_bytes += size
             data = await self.reader.readexactly(size)
             self.broker.metrics.bytes_in.inc(4 + size)
@@ -209,8 +212,8 @@ def _unsupported(req: UnsupportedRequest) -> Chunks | None:
     body = spec.response(error_code=E.UnsupportedVersion.errno)
     try:
         encoded = encode_body(req.api_key, req.api_version, body)
-    except Exception:  # a version whose required fields we cannot default; stay silent
-        return None
+    except (ValueError, TypeError, AttributeError, struct.error):
+        return None  # a version whose required fields we cannot default: close instead
     head = struct.pack(">i", req.correlation_id)
     if spec.response.flexible_version_q(req.api_version):
         head += b"\x00"

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Self
 
 from plait.errors import PlaitError
 
@@ -44,7 +45,7 @@ class ServeProcess:
     def bootstrap(self) -> str:
         return f"{self.host}:{self.kafka_port}"
 
-    def start(self) -> "ServeProcess":
+    def start(self) -> Self:
         cmd = [
             sys.executable, "-W", "ignore", "-m", "plait.cli.serve_cmd",
             "--data", str(self.data_dir), "--kafka-port", "0", "--http-port", "0",
@@ -87,7 +88,7 @@ class ServeProcess:
             self.proc.kill()
             self.proc.wait()
 
-    def __enter__(self) -> "ServeProcess":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

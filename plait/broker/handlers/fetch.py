@@ -18,6 +18,7 @@ from plait.broker.codec import Request
 from plait.broker.fetch_wire import PartitionData, TopicData, encode_fetch_body
 from plait.broker.handlers._common import RawBody, error_code
 from plait.broker.state import Broker
+from plait.errors import PlaitError
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ async def handle_fetch(broker: Broker, req: Request) -> RawBody:
                     break
                 try:
                     await asyncio.wait_for(event.wait(), remaining)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
                 event.clear()
                 topics, total, keys = _read_all(broker, req)
@@ -112,7 +113,7 @@ async def handle_list_offsets(broker: Broker, req: Request) -> ListOffsetsRespon
                     found = part.offset_for_timestamp(p.timestamp)
                     if found is not None:
                         offset, ts = found, p.timestamp
-            except Exception as exc:  # reported for this partition alone
+            except PlaitError as exc:  # reported for this partition alone
                 code = error_code(exc)
             parts.append(PR(partition_index=p.partition_index, error_code=code,
                             old_style_offsets=[], timestamp=ts, offset=offset, leader_epoch=0))

@@ -74,4 +74,4 @@ async def handle_find_coordinator(broker: Broker, req: Request) -> FindCoordinat
     )
 
 
-__all__ = ["handle_metadata", "handle_find_coordinator", "error_code"]
+__all__ = ["error_code", "handle_find_coordinator", "handle_metadata"]

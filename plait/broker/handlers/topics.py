@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from kafka.protocol.admin import CreateTopicsResponse, DeleteTopicsResponse, DescribeConfigsResponse
+from kafka.protocol.admin import (
+    CreateTopicsResponse,
+    DeleteTopicsResponse,
+    DescribeConfigsResponse,
+)
 
 from plait.broker import errors as E
 from plait.broker import topic_config
 from plait.broker.codec import Request
 from plait.broker.handlers._common import error_code
 from plait.broker.state import Broker
-from plait.errors import ConfigError
+from plait.errors import ConfigError, PlaitError
 from plait.log.config import LogConfig
 
 TOPIC_RESOURCE = 2
@@ -49,7 +53,7 @@ def _create_one(broker: Broker, t: Any, validate_only: bool) -> Any:
                 raise E.TopicAlreadyExists(f"topic {t.name!r} already exists")
         else:
             broker.log.create_topic(t.name, partitions, config)
-    except Exception as exc:  # mapped to a Kafka code per topic; one bad topic fails alone
+    except PlaitError as exc:  # mapped to a Kafka code per topic; one bad topic fails alone
         return R(name=t.name, error_code=error_code(exc), error_message=str(exc))
     return R(
         name=t.name, topic_id=None, error_code=0, error_message=None, topic_config_error_code=0,
@@ -72,7 +76,7 @@ async def handle_delete_topics(broker: Broker, req: Request) -> DeleteTopicsResp
         try:
             broker.log.delete_topic(name)
             code, message = 0, None
-        except Exception as exc:  # mapped per topic, as above
+        except PlaitError as exc:  # mapped per topic, as above
             code, message = error_code(exc), str(exc)
         results.append(DeleteTopicsResponse.DeletableTopicResult(
             name=name, topic_id=None, error_code=code, error_message=message))
