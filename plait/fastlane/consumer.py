@@ -36,6 +36,7 @@ from plait.errors import CorruptDataError
 from plait.fastlane.errors import FastLaneClosedError, InvalidSubjectError
 from plait.fastlane.interface import BatchCallback, FastLane, Subscription
 from plait.log.errors import OffsetOutOfRangeError
+from plait.protocol.batch_header import iter_batches
 from plait.protocol.records import ColumnBatch as DecodedColumns
 from plait.protocol.records import decode_columns
 
@@ -302,9 +303,10 @@ class LowLatencyConsumer:
         cols = decode_columns(data)
         batch = _slice(st.tp, cols, st.next, budget)
         if batch is None:
-            # Only control records or a compaction gap: step past them.
-            if len(cols.offsets):
-                st.next = max(st.next, int(cols.offsets[-1]) + 1)
+            # Only control records or a compaction gap: step past the batches read
+            # (by their headers, since control records are not decoded).
+            end = max((h.next_offset for _, h in iter_batches(data)), default=st.next)
+            st.next = max(st.next, end)
             return None
         st.next = batch.next_offset
         self.stats.log_events += len(batch)

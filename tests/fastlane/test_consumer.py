@@ -11,6 +11,7 @@ from plait.fastlane.consumer import LowLatencyConsumer
 from plait.fastlane.inproc import InProcFastLane
 from plait.fastlane.publisher import attach
 from plait.protocol.batch_header import parse_header
+from plait.protocol.records import encode_batch
 
 from .lanes import Backend, assert_exactly_once_in_order, wait_until
 
@@ -239,3 +240,29 @@ def test_topics_created_later_are_published_until_detached(
     produce(client, "late", 0, range(5))
     time.sleep(0.2)
     assert len(seen) == count, "published after detach"
+
+
+def test_control_batches_are_stepped_over_on_both_paths(
+    backend: Backend, client: EmbeddedClient
+) -> None:
+    client.create_topic("t", 1)
+    part = client.log.partition("t", 0)
+    marker = encode_batch([(b"\x00\x00\x00\x00", b"\x00\x00\x00\x00\x00\x00", 0, [])],
+                          is_transactional=True, is_control=True)
+    detach = attach(client.log, backend.open())
+    consumer = LowLatencyConsumer(client, [("t", 0)], backend.open(), fallback_after=2.0)
+    got: Delivered = {}
+    for phase in range(2):  # lane up, then lane down (log only)
+        if phase == 1:
+            backend.down()
+        base = phase * 20
+        produce(client, "t", 0, range(base, base + 10))
+        part.append(marker)  # takes one offset, holds no event
+        collect(consumer, base + 10, into=got)
+        assert consumer.poll(timeout=0.3) == []
+        assert consumer.positions() == {("t", 0): 21 * phase + 11}, "stuck at the marker"
+        produce(client, "t", 0, range(base + 10, base + 20))
+        collect(consumer, base + 20, into=got)
+    assert_exactly_once_in_order({0: list(range(40))}, got)
+    assert consumer.stats.lane_events == 20 and consumer.stats.log_events == 20
+    detach()
