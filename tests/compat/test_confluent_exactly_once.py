@@ -131,9 +131,12 @@ class Member(threading.Thread):
 
 
 def _consume_until(bootstrap: str, checker: DeliveryChecker, target: int,
-                   *, bounce_at: int | None, strategy: str, timeout: float) -> None:
+                   *, bounce_at: int | None, strategy: str, timeout: float,
+                   pause: float = 0.02) -> None:
     stop = threading.Event()
     members = [Member(f"m{i}", bootstrap, checker, stop, strategy) for i in range(3)]
+    for m in members:
+        m.pause = pause
     for m in members:
         m.start()
     deadline = time.monotonic() + timeout
@@ -148,6 +151,7 @@ def _consume_until(bootstrap: str, checker: DeliveryChecker, target: int,
             assert leaver.failure is None, leaver.failure
             time.sleep(0.5)
             members.append(Member("m1-again", bootstrap, checker, stop, strategy))
+            members[-1].pause = pause
             members[-1].start()
             bounced = True
         time.sleep(0.05)
