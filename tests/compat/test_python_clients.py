@@ -4,6 +4,7 @@ records out through a consumer group, with offsets committed and read back."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -141,3 +142,22 @@ def test_librdkafka_batches_read_by_aiokafka(serve: ServeProcess, codec: str) ->
         return out
 
     assert sorted(asyncio.run(consume())) == sorted(_expected(codec))
+
+
+def test_acks_zero_and_offsets_for_times(serve: ServeProcess) -> None:
+    producer = KafkaProducer(bootstrap_servers=serve.bootstrap, acks=0, linger_ms=0)
+    base = 1_700_000_000_000
+    for i in range(30):
+        producer.send("times", value=b"%d" % i, partition=0, timestamp_ms=base + i * 1000)
+        producer.flush()  # one batch per record, so the time index has a point for each
+    producer.close()
+    consumer = KafkaConsumer(bootstrap_servers=serve.bootstrap)
+    tp = TopicPartition("times", 0)
+    deadline = time.monotonic() + 10
+    while consumer.end_offsets([tp])[tp] < 30 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert consumer.end_offsets([tp]) == {tp: 30}  # acks=0 writes still all landed
+    found = consumer.offsets_for_times({tp: base + 10_500})[tp]
+    assert found is not None and found.offset == 11
+    assert consumer.offsets_for_times({tp: base + 10**9})[tp] is None
+    consumer.close()

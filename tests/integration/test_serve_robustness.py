@@ -215,3 +215,18 @@ def test_no_connections_leak_after_fuzzing(broker: ServeProcess) -> None:
             break
         time.sleep(0.2)
     assert value == 0, f"{value} connections still open after every client closed"
+
+
+def test_connections_over_the_limit_are_refused(tmp_path: Path) -> None:
+    with ServeProcess(tmp_path / "d", "--max-connections", "2") as b:
+        first, second = _connect(b), _connect(b)
+        try:
+            _healthy(b, first, 1)
+            third = _connect(b)
+            third.settimeout(5)
+            assert third.recv(1) == b""  # closed on accept
+            third.close()
+            _healthy(b, second, 2)
+        finally:
+            first.close()
+            second.close()
