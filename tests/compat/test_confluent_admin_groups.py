@@ -4,10 +4,20 @@ admin APIs that describe groups and configs."""
 from __future__ import annotations
 
 import pytest
-from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import (
+    ConsumerGroupState,
+    ConsumerGroupTopicPartitions,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from delivery import DeliveryChecker
-from test_confluent_exactly_once import GROUP, PARTITIONS, TOPIC, _consume_until, _produce
+from test_confluent_exactly_once import (
+    GROUP,
+    PARTITIONS,
+    TOPIC,
+    _consume_until,
+    _produce,
+)
 
 from plait.broker.testing import ServeProcess
 
