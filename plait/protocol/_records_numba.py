@@ -375,6 +375,20 @@ def decode_sections(
 
 
 @_kernel
+def field_totals(lens: np.ndarray) -> tuple[int, int]:
+    """``(total bytes, null count)`` of fields whose length is -1 when null."""
+    total = 0
+    nulls = 0
+    for i in range(lens.shape[0]):
+        n = lens[i]
+        if n < 0:
+            nulls += 1
+        else:
+            total += n
+    return total, nulls
+
+
+@_kernel
 def gather(
     data: np.ndarray,
     pos: np.ndarray,
@@ -382,10 +396,16 @@ def gather(
     offsets: np.ndarray,
     out: np.ndarray,
 ) -> None:
-    """Copy ``data[pos[i]:pos[i]+lens[i]]`` to ``out[offsets[i]:]``; a negative length copies nothing."""
+    """Copy ``data[pos[i]:pos[i]+lens[i]]`` to ``out`` back to back, writing Arrow offsets.
+
+    ``offsets`` (int32 or int64, n + 1 entries) receives the running start of each
+    field; a null (negative length) takes no bytes.
+    """
+    dst = 0
+    offsets[0] = 0
     for i in range(pos.shape[0]):
         n = lens[i]
         if n > 0:
-            src = pos[i]
-            dst = offsets[i]
-            copy_bytes(out, dst, data, src, n)
+            copy_bytes(out, dst, data, pos[i], n)
+            dst += n
+        offsets[i + 1] = dst

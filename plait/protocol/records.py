@@ -24,7 +24,7 @@ import struct
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TypeAlias, Union
+from typing import Any, TypeAlias, Union
 
 import numpy as np
 import pyarrow as pa
@@ -471,6 +471,68 @@ def _binary_parts(
     return data, offs.astype(np.int64), valid
 
 
+@dataclass(frozen=True, slots=True)
+class _ColumnPlan:
+    """Validated inputs of one columnar batch and its exact encoded size."""
+
+    count: int
+    size: int  # whole batch, header included
+    base_ts: int
+    max_ts: int
+    kernel_args: tuple[Any, ...]
+
+
+def _plan_columns(
+    values: BinaryColumn,
+    keys: BinaryColumn | None,
+    timestamps: np.ndarray | Sequence[int] | None,
+    base_timestamp: int | None,
+) -> _ColumnPlan:
+    val_data, val_offs, val_valid = _binary_parts(values, "values")
+    n = val_offs.shape[0] - 1
+    if n <= 0:
+        raise ConfigError("a record batch needs at least one record, got none")
+    key_data, key_offs, key_valid = _EMPTY_U8, _EMPTY_I64, _EMPTY_BOOL
+    if keys is not None:
+        key_data, key_offs, key_valid = _binary_parts(keys, "keys")
+        if key_offs.shape[0] != n + 1:
+            raise ConfigError(
+                f"keys has {key_offs.shape[0] - 1} entries, values has {n}"
+            )
+    if timestamps is None:
+        ts = _EMPTY_I64
+        base_ts = (
+            int(time.time() * 1000) if base_timestamp is None else int(base_timestamp)
+        )
+    else:
+        ts = np.ascontiguousarray(timestamps, dtype=np.int64)
+        if ts.shape != (n,):
+            raise ConfigError(f"timestamps has shape {ts.shape}, expected ({n},)")
+        base_ts = int(ts[0]) if base_timestamp is None else int(base_timestamp)
+    has_keys = keys is not None
+    size, ts_min, ts_max = _kernels.encoded_size(
+        val_offs, val_valid, key_offs, key_valid, has_keys, ts, base_ts
+    )
+    if size < 0:
+        raise ConfigError(f"offsets of keys or values fall at record {-size - 1}")
+    if int(ts_min) - base_ts < _INT64_MIN or int(ts_max) - base_ts > _INT64_MAX:
+        raise ConfigError(
+            f"timestamps span more than a signed 64-bit delta from {base_ts}"
+        )
+    args = (
+        val_data,
+        val_offs,
+        val_valid,
+        key_data,
+        key_offs,
+        key_valid,
+        has_keys,
+        ts,
+        base_ts,
+    )
+    return _ColumnPlan(n, HEADER_SIZE + int(size), base_ts, int(ts_max), args)
+
+
 def encode_columns(
     values: BinaryColumn,
     keys: BinaryColumn | None = None,
@@ -490,72 +552,77 @@ def encode_columns(
     ``timestamps`` every record gets ``base_timestamp`` (default: now). Returns a
     ``bytearray`` so the log can rewrite the base offset in place.
     """
-    val_data, val_offs, val_valid = _binary_parts(values, "values")
-    n = val_offs.shape[0] - 1
-    if n <= 0:
-        raise ConfigError("a record batch needs at least one record, got none")
-    has_keys = keys is not None
-    key_data, key_offs, key_valid = _EMPTY_U8, _EMPTY_I64, _EMPTY_BOOL
-    if keys is not None:
-        key_data, key_offs, key_valid = _binary_parts(keys, "keys")
-        if key_offs.shape[0] != n + 1:
-            raise ConfigError(
-                f"keys has {key_offs.shape[0] - 1} entries, values has {n}"
-            )
-    if timestamps is None:
-        ts = _EMPTY_I64
-        base_ts = (
-            int(time.time() * 1000) if base_timestamp is None else int(base_timestamp)
-        )
-    else:
-        ts = np.ascontiguousarray(timestamps, dtype=np.int64)
-        if ts.shape != (n,):
-            raise ConfigError(f"timestamps has shape {ts.shape}, expected ({n},)")
-        base_ts = int(ts[0]) if base_timestamp is None else int(base_timestamp)
-    size, ts_min, ts_max = _kernels.encoded_size(
-        val_offs, val_valid, key_offs, key_valid, has_keys, ts, base_ts
-    )
-    if size < 0:
-        raise ConfigError(f"offsets of keys or values fall at record {-size - 1}")
-    max_ts = int(ts_max)
-    if int(ts_min) - base_ts < _INT64_MIN or max_ts - base_ts > _INT64_MAX:
-        raise ConfigError(
-            f"timestamps span more than a signed 64-bit delta from {base_ts}"
-        )
-    out = bytearray(HEADER_SIZE + size)
-    arr = np.frombuffer(out, dtype=np.uint8)
-    end = _kernels.encode_into(
-        arr,
-        HEADER_SIZE,
-        val_data,
-        val_offs,
-        val_valid,
-        key_data,
-        key_offs,
-        key_valid,
-        has_keys,
-        ts,
-        base_ts,
-    )
-    assert end == len(out), (end, len(out))
-    _HEADER_REST.pack_into(
-        out,
-        ATTRIBUTES,
-        0,
-        n - 1,
-        base_ts,
-        max_ts,
-        producer_id,
-        producer_epoch,
-        base_sequence,
-        n,
-    )
-    crc = crc32c(memoryview(out)[ATTRIBUTES:])
-    _PREFIX.pack_into(
-        out, 0, base_offset, len(out) - LOG_OVERHEAD, partition_leader_epoch, MAGIC
-    )
-    struct.pack_into(">I", out, ATTRIBUTES - 4, crc)
+    plan = _plan_columns(values, keys, timestamps, base_timestamp)
+    out = bytearray(plan.size)
+    _write_columns(
+        out, 0, plan, base_offset, producer_id, producer_epoch, base_sequence,
+        partition_leader_epoch,
+    )  # fmt: skip
     return out
+
+
+def encode_columns_into(
+    out: bytearray | memoryview | np.ndarray,
+    pos: int,
+    values: BinaryColumn,
+    keys: BinaryColumn | None = None,
+    timestamps: np.ndarray | Sequence[int] | None = None,
+    *,
+    base_offset: int = 0,
+    base_timestamp: int | None = None,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+    partition_leader_epoch: int = -1,
+) -> int:
+    """Like :func:`encode_columns`, but write the batch at ``out[pos:]``; returns its end.
+
+    For callers that reuse buffers (a producer's pool, a log segment's mapped tail):
+    fresh memory costs a page fault per 4 KiB, which on this codec's hot path can cost
+    more than encoding. Raises ``ConfigError`` before writing anything if the batch
+    does not fit or ``out`` is read-only.
+    """
+    if isinstance(out, np.ndarray):
+        if out.dtype != np.uint8 or out.ndim != 1 or not out.flags.c_contiguous:
+            raise ConfigError(
+                f"encode_columns_into needs a 1-d contiguous uint8 array, got {out.dtype}"
+            )
+        view = out.data
+    else:
+        view = memoryview(out).cast("B")
+    if view.readonly:
+        raise ConfigError(
+            "encode_columns_into needs a writable buffer, got a read-only one"
+        )
+    plan = _plan_columns(values, keys, timestamps, base_timestamp)
+    if pos < 0 or pos + plan.size > view.nbytes:
+        raise ConfigError(
+            f"a batch of {plan.size} bytes at byte {pos} does not fit a {view.nbytes}-byte buffer"
+        )
+    _write_columns(
+        view, pos, plan, base_offset, producer_id, producer_epoch, base_sequence,
+        partition_leader_epoch,
+    )  # fmt: skip
+    return pos + plan.size
+
+
+def _write_columns(
+    out: bytearray | memoryview, pos: int, plan: _ColumnPlan, base_offset: int,
+    producer_id: int, producer_epoch: int, base_sequence: int, partition_leader_epoch: int,
+) -> None:  # fmt: skip
+    arr = np.frombuffer(out, dtype=np.uint8)
+    end = _kernels.encode_into(arr, pos + HEADER_SIZE, *plan.kernel_args)
+    if end != pos + plan.size:  # the size pass and the write pass must agree
+        raise AssertionError(f"records end at byte {end}, planned {pos + plan.size}")
+    _HEADER_REST.pack_into(
+        out, pos + ATTRIBUTES, 0, plan.count - 1, plan.base_ts, plan.max_ts,
+        producer_id, producer_epoch, base_sequence, plan.count,
+    )  # fmt: skip
+    crc = crc32c(memoryview(out)[pos + ATTRIBUTES : end])
+    _PREFIX.pack_into(
+        out, pos, base_offset, plan.size - LOG_OVERHEAD, partition_leader_epoch, MAGIC
+    )
+    struct.pack_into(">I", out, pos + ATTRIBUTES - 4, crc)
 
 
 _ERROR_TEXT = {
@@ -663,24 +730,21 @@ def _kernel_error(
 def _gather_binary(data: np.ndarray, pos: np.ndarray, lens: np.ndarray) -> pa.Array:
     """Copy scattered fields into one buffer and wrap it as a binary array (no second copy)."""
     n = lens.shape[0]
-    valid = lens >= 0
-    null_count = n - int(np.count_nonzero(valid))
+    total, null_count = _kernels.field_totals(lens)
     if null_count == n:
         return pa.nulls(n, pa.binary())
-    offs = np.zeros(n + 1, np.int64)
-    np.cumsum(np.where(valid, lens, 0), out=offs[1:])
-    total = int(offs[-1])
+    large = total > _INT32_MAX
+    offsets = np.empty(n + 1, np.int64 if large else np.int32)
     out = np.empty(total, np.uint8)
-    _kernels.gather(data, pos, lens, offs, out)
-    if total <= _INT32_MAX:
-        typ, offs_buf = pa.binary(), pa.py_buffer(offs.astype(np.int32))
-    else:
-        typ, offs_buf = pa.large_binary(), pa.py_buffer(offs)
+    _kernels.gather(data, pos, lens, offsets, out)
     bitmap = None
     if null_count:
-        bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+        bitmap = pa.py_buffer(np.packbits(lens >= 0, bitorder="little"))
     return pa.Array.from_buffers(
-        typ, n, [bitmap, offs_buf, pa.py_buffer(out)], null_count=null_count
+        pa.large_binary() if large else pa.binary(),
+        n,
+        [bitmap, pa.py_buffer(offsets), pa.py_buffer(out)],
+        null_count=int(null_count),
     )
 
 
@@ -691,6 +755,7 @@ __all__ = [
     "decode_columns",
     "encode_batch",
     "encode_columns",
+    "encode_columns_into",
     "iter_batches_strict",
     "iter_records",
     "read_varint",

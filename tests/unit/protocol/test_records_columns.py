@@ -19,6 +19,8 @@ from plait.protocol.records import (
     decode_columns,
     encode_batch,
     encode_columns,
+    encode_columns_into,
+    iter_records,
 )
 
 VALUES = [b"alpha", b"", None, b"\x00\xff" * 40]
@@ -208,3 +210,49 @@ def test_second_process_loads_kernels_from_cache():
     run()  # compiles and writes the cache, unless an earlier run did
     hits, misses = run()
     assert (hits, misses) == (2, 0)
+
+
+def test_decoders_take_any_buffer():
+    two = REFERENCE + encode_batch([(None, b"z", 9, [])], base_offset=4, compression=2)
+    for buf in (bytearray(two), memoryview(two), memoryview(b"xx" + two)[2:]):
+        cols = decode_columns(buf)
+        assert cols.values.to_pylist() == VALUES + [b"z"]
+        assert [r.value for r in decode_batch(buf)[1]] == VALUES
+
+
+def test_encode_into_reused_buffers():
+    single = encode_batch([(None, v, 7, []) for v in VALUES])
+    for out in (bytearray(1000), np.zeros(1000, np.uint8), memoryview(bytearray(1000))):
+        end = encode_columns_into(out, 10, VALUES, timestamps=[7] * 4)
+        assert end == 10 + len(single)
+        second = encode_columns_into(
+            out, end, VALUES, timestamps=[7] * 4, base_offset=4
+        )
+        assert bytes(out[10:end]) == single
+        assert [r.offset for r in iter_records(bytes(out[10:second]))] == list(range(8))
+
+
+def test_encode_into_refuses_before_writing():
+    out = bytearray(50)
+    with pytest.raises(ConfigError, match="does not fit a 50-byte buffer"):
+        encode_columns_into(out, 0, [b"x" * 10])
+    assert out == bytearray(50)
+    with pytest.raises(ConfigError, match="does not fit"):
+        encode_columns_into(bytearray(200), -1, [b"x"])
+    with pytest.raises(ConfigError, match="read-only"):
+        encode_columns_into(memoryview(bytes(200)), 0, [b"x"])
+    with pytest.raises(ConfigError, match="uint8"):
+        encode_columns_into(np.zeros(200, np.int64), 0, [b"x"])
+
+
+def test_gather_writes_int64_offsets_for_large_binary():
+    """The >2 GiB path (large_binary offsets) of the gather kernel, on a small input."""
+    data = np.frombuffer(b"..abc.de", dtype=np.uint8)
+    pos = np.array([2, 0, 6], np.int64)
+    lens = np.array([3, -1, 2], np.int64)
+    offsets = np.empty(4, np.int64)
+    out = np.empty(5, np.uint8)
+    _records_numba.gather(data, pos, lens, offsets, out)
+    assert offsets.tolist() == [0, 3, 3, 5]
+    assert out.tobytes() == b"abcde"
+    assert _records_numba.field_totals(lens) == (5, 1)

@@ -234,3 +234,13 @@ def test_fuzz_records_section(section, count):
     if not isinstance(out["batch"], Exception):
         assert not isinstance(out["columns"], Exception)
         assert out["columns"].keys.to_pylist() == [r.key for r in out["batch"]]
+
+
+def test_five_byte_varint_keeps_low_32_bits_in_both_decoders():
+    """Java's readVarint drops bits above 32; the reference and the kernel must agree."""
+    # offsetDelta written as 5 bytes carrying bit 32: raw 2**32 + 2 -> low bits 2 -> 1
+    body = b"\x00\x00" + b"\x82\x80\x80\x80\x10" + b"\x01\x00\x00"
+    buf = with_records_section(bytes([len(body) * 2]) + body, 1)
+    (record,) = decode_batch(buf)[1]
+    assert record.offset == 1
+    assert decode_columns(buf).offsets.tolist() == [1]
