@@ -19,6 +19,8 @@ from plait.broker.fetch_wire import PartitionData, TopicData, encode_fetch_body
 from plait.broker.handlers._common import RawBody, error_code
 from plait.broker.state import Broker
 from plait.errors import PlaitError
+from plait.log import Partition
+from plait.protocol.records import iter_records
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +88,19 @@ async def handle_fetch(broker: Broker, req: Request) -> RawBody:
     return RawBody(encode_fetch_body(req.api_version, topics))
 
 
+def _timestamp_at(part: Partition, offset: int, fallback: int) -> int:
+    """The timestamp of the record at ``offset``: decodes one stored batch (this is a
+    rare admin lookup, so the decompression cost does not matter)."""
+    for rec in iter_records(part.read(offset, 1), allow_partial_tail=True):
+        if rec.offset == offset:
+            return rec.timestamp
+    return fallback
+
+
 async def handle_list_offsets(broker: Broker, req: Request) -> ListOffsetsResponse:
     """Earliest (-2), latest (-1), max-timestamp (-3, v7) or the first offset at/after a time.
 
-    The timestamp answered for a by-time lookup is the requested one: the log's time
-    index maps time to offset, and Kafka clients use only the offset.
+    A by-time lookup answers the found record's own timestamp, as Kafka does.
     """
     TR = ListOffsetsResponse.ListOffsetsTopicResponse
     PR = TR.ListOffsetsPartitionResponse
@@ -112,7 +122,7 @@ async def handle_list_offsets(broker: Broker, req: Request) -> ListOffsetsRespon
                 else:
                     found = part.offset_for_timestamp(p.timestamp)
                     if found is not None:
-                        offset, ts = found, p.timestamp
+                        offset, ts = found, _timestamp_at(part, found, p.timestamp)
             except PlaitError as exc:  # reported for this partition alone
                 code = error_code(exc)
             parts.append(PR(partition_index=p.partition_index, error_code=code,
