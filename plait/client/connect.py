@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from plait.client.errors import InvalidUrlError
 from plait.log import FsyncPolicy, Log, LogConfig, TopicInfo
@@ -14,6 +15,8 @@ from plait.meta.interface import MetaStore
 if TYPE_CHECKING:
     from plait.client.consumer import Consumer
     from plait.client.producer import Producer
+    from plait.fastlane.consumer import LowLatencyConsumer
+    from plait.fastlane.interface import FastLane
 
 DEFAULT_DATA_DIR = "./plait-data"
 
@@ -44,7 +47,9 @@ class EmbeddedClient:
     The data dir is locked while the client is open (DataDirLockedError for a
     second process). Offsets and group generations live in the metadata store,
     SQLite in ``path/meta.sqlite`` unless ``meta`` names another one (for example
-    ``etcd://host:2379``).
+    ``etcd://host:2379``). With ``fastlane`` ("inproc", "nats://host:4222" or a
+    FastLane object) every append is also pushed on the fast lane, and
+    ``low_latency_consumer`` reads it, reconciled with the log by offset.
     """
 
     def __init__(
@@ -54,6 +59,7 @@ class EmbeddedClient:
         meta: str | None = None,
         fsync: str | FsyncPolicy | None = None,
         log_config: LogConfig | None = None,
+        fastlane: "str | FastLane | None" = None,
     ) -> None:
         self.path = Path(path)
         config = log_config or LogConfig()
@@ -67,10 +73,26 @@ class EmbeddedClient:
         except BaseException:
             self.log.close()
             raise
+        self.fastlane: FastLane | None = None
+        self._detach_lane: Callable[[], None] | None = None
+        if fastlane is not None:
+            try:
+                self._attach_fastlane(fastlane)
+            except BaseException:
+                self.meta.close()
+                self.log.close()
+                raise
         from plait.client.coordinator import CoordinatorRegistry
 
         self.coordinators = CoordinatorRegistry(self)
         self._closed = False
+
+    def _attach_fastlane(self, fastlane: "str | FastLane") -> None:
+        from plait.fastlane.publisher import attach
+        from plait.fastlane.url import open_fastlane
+
+        self.fastlane = open_fastlane(fastlane) if isinstance(fastlane, str) else fastlane
+        self._detach_lane = attach(self.log, self.fastlane)
 
     # Topics -------------------------------------------------------------------------
     def create_topic(self, name: str, partitions: int = 1) -> TopicInfo:
@@ -104,11 +126,38 @@ class EmbeddedClient:
             consumer.subscribe(topics)
         return consumer
 
+    def low_latency_consumer(
+        self,
+        topics: list[str] | None = None,
+        *,
+        partitions: list[tuple[str, int]] | None = None,
+        start: object = "latest",
+        **options: object,
+    ) -> "LowLatencyConsumer":
+        """A consumer that takes the fast lane and fills any gap from the log.
+
+        Delivers every event of its partitions once, in offset order, whether the
+        lane is up, lossy or down. Needs ``fastlane=`` at connect time.
+        """
+        from plait.client.errors import ClientError
+        from plait.fastlane.consumer import LowLatencyConsumer
+
+        if self.fastlane is None:
+            raise ClientError("low_latency_consumer needs plait.connect(..., fastlane='inproc' or 'nats://...')")
+        chosen = list(partitions or [])
+        for topic in topics or []:
+            chosen += [(topic, p) for p in range(self.log.describe(topic).partitions)]
+        return LowLatencyConsumer(self, chosen, self.fastlane, start=start, **options)  # type: ignore[arg-type]
+
     def close(self) -> None:
-        """Close every coordinator, the metadata store and the log (flushing it)."""
+        """Close every coordinator, the fast lane, the metadata store and the log (flushing it)."""
         if self._closed:
             return
         self._closed = True
+        if self._detach_lane is not None:
+            self._detach_lane()
+        if self.fastlane is not None:
+            self.fastlane.close()
         self.coordinators.close()
         try:
             self.meta.close()
