@@ -74,6 +74,27 @@ def wrap64(value: int) -> int:
     return ((value + 2**63) % 2**64) - 2**63
 
 
+def _check_fields(**fields: int) -> None:
+    """Header fields must fit their wire types; say which one did not, not struct.error."""
+    for name, value in fields.items():
+        bits = _FIELD_BITS[name]
+        low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+        if not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(
+                f"{name} must be a {bits}-bit signed integer, got {value!r}"
+            )
+
+
+_FIELD_BITS = {
+    "base_offset": 64,
+    "base_timestamp": 64,
+    "producer_id": 64,
+    "producer_epoch": 16,
+    "base_sequence": 32,
+    "partition_leader_epoch": 32,
+}
+
+
 def _zigzag(value: int) -> int:
     return (value << 1) ^ (value >> 63)
 
@@ -180,8 +201,16 @@ def encode_batch(
         raise ConfigError("a record batch needs at least one record, got none")
     if compression not in codecs.CODEC_NAMES:
         raise codecs.UnknownCodecError(compression)
+    _check_fields(
+        base_offset=base_offset,
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        base_sequence=base_sequence,
+        partition_leader_epoch=partition_leader_epoch,
+    )
     now = int(time.time() * 1000)
     rows: list[tuple[RecordTuple, int]] = []
+    timestamps: list[int] = []
     for i, rec in enumerate(records):
         if isinstance(rec, Record):
             delta = rec.offset - base_offset
@@ -189,11 +218,16 @@ def encode_batch(
                 raise ConfigError(
                     f"record {i}: offset {rec.offset} is not within 2**31 after base offset {base_offset}"
                 )
-            rows.append(((rec.key, rec.value, rec.timestamp, rec.headers), delta))
+            row: RecordTuple = (rec.key, rec.value, rec.timestamp, rec.headers)
         else:
-            ts = now if rec[2] is None else rec[2]
-            rows.append(((rec[0], rec[1], ts, rec[3]), i))
-    timestamps = [int(row[0][2]) for row in rows]  # type: ignore[arg-type]
+            row, delta = (rec[0], rec[1], now if rec[2] is None else rec[2], rec[3]), i
+        ts = row[2]
+        if not isinstance(ts, int) or not _INT64_MIN <= ts <= _INT64_MAX:
+            raise ConfigError(
+                f"record {i}: timestamp must be a 64-bit int or None, got {ts!r}"
+            )
+        rows.append((row, delta))
+        timestamps.append(ts)
     base_ts, max_ts = timestamps[0], max(timestamps)
     if min(timestamps) - base_ts < _INT64_MIN or max_ts - base_ts > _INT64_MAX:
         raise ConfigError(
@@ -499,13 +533,18 @@ def _plan_columns(
             raise ConfigError(
                 f"keys has {key_offs.shape[0] - 1} entries, values has {n}"
             )
+    if base_timestamp is not None:
+        _check_fields(base_timestamp=base_timestamp)
     if timestamps is None:
         ts = _EMPTY_I64
         base_ts = (
             int(time.time() * 1000) if base_timestamp is None else int(base_timestamp)
         )
     else:
-        ts = np.ascontiguousarray(timestamps, dtype=np.int64)
+        try:
+            ts = np.ascontiguousarray(timestamps, dtype=np.int64)
+        except (OverflowError, TypeError, ValueError) as exc:
+            raise ConfigError(f"timestamps must be 64-bit ints: {exc}") from None
         if ts.shape != (n,):
             raise ConfigError(f"timestamps has shape {ts.shape}, expected ({n},)")
         base_ts = int(ts[0]) if base_timestamp is None else int(base_timestamp)
@@ -552,6 +591,13 @@ def encode_columns(
     ``timestamps`` every record gets ``base_timestamp`` (default: now). Returns a
     ``bytearray`` so the log can rewrite the base offset in place.
     """
+    _check_fields(
+        base_offset=base_offset,
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        base_sequence=base_sequence,
+        partition_leader_epoch=partition_leader_epoch,
+    )
     plan = _plan_columns(values, keys, timestamps, base_timestamp)
     out = bytearray(plan.size)
     _write_columns(
@@ -594,6 +640,13 @@ def encode_columns_into(
         raise ConfigError(
             "encode_columns_into needs a writable buffer, got a read-only one"
         )
+    _check_fields(
+        base_offset=base_offset,
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        base_sequence=base_sequence,
+        partition_leader_epoch=partition_leader_epoch,
+    )
     plan = _plan_columns(values, keys, timestamps, base_timestamp)
     if pos < 0 or pos + plan.size > view.nbytes:
         raise ConfigError(

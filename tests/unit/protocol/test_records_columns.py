@@ -110,6 +110,14 @@ def test_encode_rejects_bad_columns():
         encode_columns([b"a", b"b"], timestamps=[1])
     with pytest.raises(ConfigError, match="binary array"):
         encode_columns(pa.array([1, 2]))
+    with pytest.raises(ConfigError, match="timestamps must be 64-bit ints"):
+        encode_columns([b"a"], timestamps=[2**64])
+    with pytest.raises(ConfigError, match="producer_epoch must be a 16-bit"):
+        encode_columns([b"a"], producer_epoch=40_000)
+    with pytest.raises(ConfigError, match="base_timestamp must be a 64-bit"):
+        encode_columns([b"a"], base_timestamp=2**64)
+    with pytest.raises(ConfigError, match="base_offset must be a 64-bit"):
+        encode_columns_into(bytearray(100), 0, [b"a"], base_offset=-(2**64))
 
 
 def test_decode_outputs_are_typed_columns():

@@ -168,6 +168,25 @@ def test_encoder_rejects_bad_input():
         encode_batch([(None, b"", 1, [])], compression=9)
     with pytest.raises(ConfigError, match="64-bit"):
         encode_batch([(None, b"", 2**62, []), (None, b"", -(2**62) - 10, [])])
+    with pytest.raises(ConfigError, match="record 0: timestamp must be a 64-bit int"):
+        encode_batch([(None, b"", 1.5, [])])  # type: ignore[list-item]
+    with pytest.raises(ConfigError, match="record 0: timestamp must be a 64-bit int"):
+        encode_batch([(None, b"", 2**63, [])])
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("base_offset", 2**63),
+        ("producer_id", -(2**63) - 1),
+        ("producer_epoch", 2**15),
+        ("base_sequence", 2**31),
+        ("partition_leader_epoch", -(2**31) - 1),
+    ],
+)
+def test_header_fields_out_of_range_name_the_field(field, value):
+    with pytest.raises(ConfigError, match=f"{field} must be a"):
+        encode_batch([(None, b"", 1, [])], **{field: value})
 
 
 def test_none_timestamp_means_now():
