@@ -150,16 +150,45 @@ def run_pipeline(fn: Callable[[Iterable[Any]], Any], source: Iterable[Any]) -> A
     return p.run()
 
 
-def topic_source(topic: str) -> Iterable[Any]:
-    """A topic's records as batches. Placeholder until the SDK consumer is wired in."""
-    raise click.ClickException(
-        f"reading topic {topic!r} needs the plait SDK consumer, not wired yet; use --stdin"
-    )
+def topic_source(
+    client: Any, topic: str, group: str, *, idle_timeout: float | None
+) -> Iterator[Any]:
+    """A topic's events as RawBatch objects, committing offsets behind the pipeline.
+
+    The group's committed offset of a batch is stored when the pipeline asks for
+    the next batch, i.e. after it has processed this one (at-least-once into the
+    sinks; the Parquet sink makes replays idempotent by offset). Offsets are those
+    of each event's own partition: for a Parquet sink, give it a one-partition topic.
+    Stops after ``idle_timeout`` seconds without events (None: runs until Ctrl-C).
+    """
+    import time
+
+    from plait.pipeline.steps import RawBatch
+
+    consumer = client.consumer([topic], group=group, auto_offset_reset="earliest")
+    try:
+        idle_since = time.monotonic()
+        while True:
+            batches = consumer.poll_batch(timeout=0.5)
+            if not batches:
+                if idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
+                    return
+                continue
+            idle_since = time.monotonic()
+            for batch in batches:
+                yield RawBatch(batch.values.to_pylist(), batch.offsets)
+            consumer.commit()
+    finally:
+        consumer.close()
 
 
 @click.command("run")
 @click.argument("pipeline_path", metavar="PIPELINE.py", type=click.Path(dir_okay=False))
-@click.option("--topic", default=None, help="Read this topic (needs the SDK).")
+@click.option("--topic", default=None, help="Read this topic as a member of --group, committing offsets.")
+@click.option("--group", default="plait-run", show_default=True, help="Consumer group for --topic.")
+@click.option("--idle-timeout", type=click.FloatRange(min=0), default=None,
+              help="With --topic, stop after SECONDS without events (default: run until Ctrl-C).")
+@click.option("--bootstrap", default=None, metavar="HOST:PORT", help="Read --topic through a broker.")
 @click.option(
     "--stdin",
     "use_stdin",
@@ -167,20 +196,25 @@ def topic_source(topic: str) -> Iterable[Any]:
     help="Read JSON lines from stdin instead of a topic.",
 )
 @click.option("--batch-size", type=int, default=4096, show_default=True)
+@click.pass_context
 def run(
-    pipeline_path: str, topic: str | None, use_stdin: bool, batch_size: int
+    ctx: click.Context, pipeline_path: str, topic: str | None, group: str,
+    idle_timeout: float | None, bootstrap: str | None, use_stdin: bool, batch_size: int,
 ) -> None:
     """Run PIPELINE.py, a file defining pipeline(source), over a topic or stdin."""
     if (topic is None) == (not use_stdin):
         raise click.ClickException("expected exactly one of --topic or --stdin")
     fn = load_pipeline_file(pipeline_path)
-    source = (
-        read_batches(sys.stdin.buffer, batch_size)
-        if use_stdin
-        else topic_source(str(topic))
-    )
     try:
-        stats = run_pipeline(fn, source)
+        if use_stdin:
+            stats = run_pipeline(fn, read_batches(sys.stdin.buffer, batch_size))
+        else:
+            from plait.cli.common import open_client
+
+            with open_client(ctx, bootstrap) as client:
+                stats = run_pipeline(
+                    fn, topic_source(client, str(topic), group, idle_timeout=idle_timeout)
+                )
     except PlaitError as exc:
         raise click.ClickException(_one_line(exc)) from exc
     click.echo(

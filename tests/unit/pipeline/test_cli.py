@@ -103,8 +103,8 @@ def test_run_command_with_pipeline_file(tmp_path: Path) -> None:
         "rows_out": 1,
         "dead_letters": 1,
     }
-    res = CliRunner().invoke(run, [str(user), "--topic", "t"])
-    assert res.exit_code == 1 and "SDK" in res.output
+    res = CliRunner().invoke(run, [str(user), "--topic", "t", "--stdin"])
+    assert res.exit_code == 1 and "exactly one" in res.output
 
 
 def test_bench_json_small() -> None:
