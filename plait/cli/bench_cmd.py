@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "process": "plait.bench.process_bench:bench_process",
     "kafka": "plait.bench.kafka_bench:bench_kafka",
     "latency": "plait.bench.latency_bench:bench_latency",
+    "meta": "plait.bench.meta_bench:bench_meta",
 }
 
 
