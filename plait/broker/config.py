@@ -28,6 +28,9 @@ class BrokerConfig:
     max_request_bytes: int = 100 * MIB
     max_connections: int = 1024
     max_inflight_per_connection: int = 32
+    # Kafka's broker-side fetch.max.bytes default: a Fetch never reads more than this
+    # into memory, whatever max_bytes the client asks for (one batch may exceed it).
+    max_fetch_bytes: int = 55 * MIB
     group_initial_rebalance_delay_ms: int = 300
 
     def __post_init__(self) -> None:

@@ -31,7 +31,9 @@ MAX_TIMESTAMP = -3
 
 def _read_all(broker: Broker, req: Request) -> tuple[list[TopicData], int, list[tuple[str, int]]]:
     body = req.body
-    budget = body.max_bytes if req.api_version >= 3 and body.max_bytes > 0 else 1 << 30
+    budget = broker.config.max_fetch_bytes
+    if body.max_bytes > 0:
+        budget = min(budget, body.max_bytes)
     total = 0
     topics: list[TopicData] = []
     keys: list[tuple[str, int]] = []
