@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -22,7 +23,7 @@ from plait.log.errors import RecordTooLargeError
 RECORD_OVERHEAD = 32
 BATCH_HEADER = 61
 
-BinaryLike = pa.Array | Sequence[bytes | str | None] | np.ndarray
+BinaryLike: TypeAlias = "pa.Array | Sequence[bytes | str | None] | np.ndarray[Any, Any]"
 
 
 def to_binary_array(items: BinaryLike, *, what: str = "values") -> pa.Array:

@@ -199,6 +199,6 @@ def connect(url: str = f"embedded:{DEFAULT_DATA_DIR}", **options: object) -> Emb
             raise InvalidUrlError(url, "the kafka URL names no bootstrap address")
         from plait.client.kafka import KafkaClient
 
-        return KafkaClient(bootstrap, **options)  # type: ignore[return-value]
+        return KafkaClient(bootstrap, **options)  # type: ignore[return-value, arg-type]
     raise InvalidUrlError(url, f"unknown scheme {scheme!r}; plait understands 'embedded:' and 'kafka://'")
 
