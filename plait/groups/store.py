@@ -24,6 +24,9 @@ from plait.groups.errors import FencedCommitError, GroupBusyError
 from plait.meta.interface import Compare, MetaStore, Put
 
 ROOT = b"/plait/groups/"
+# etcd refuses a txn with more operations than --max-txn-ops (default 128); larger
+# commits are split into fenced transactions of at most this many puts each.
+MAX_PUTS_PER_TXN = 128
 
 TopicPartition = tuple[str, int]
 OffsetAndMetadata = tuple[int, str]
@@ -128,6 +131,9 @@ class GroupStore:
 
         Raises FencedCommitError when the group's generation differs (nothing is
         written), GroupBusyError for a generation-less commit to a group with members.
+        Past MAX_PUTS_PER_TXN partitions the commit is split into several transactions,
+        each fenced on its own: a FencedCommitError then means the chunks before it were
+        applied (each under a generation that was current when it landed), none after.
         """
         if not offsets:
             return
@@ -142,11 +148,14 @@ class GroupStore:
         ]
         gen_key = generation_key(group)
         if generation >= 0:
-            result = self.meta.txn(
-                [Compare.value(gen_key, "==", str(generation).encode())], puts, []
-            )
-            if not result.succeeded:
-                raise FencedCommitError(group, generation, self._current_generation(group))
+            for i in range(0, len(puts), MAX_PUTS_PER_TXN):
+                result = self.meta.txn(
+                    [Compare.value(gen_key, "==", str(generation).encode())],
+                    puts[i : i + MAX_PUTS_PER_TXN],
+                    [],
+                )
+                if not result.succeeded:
+                    raise FencedCommitError(group, generation, self._current_generation(group))
             return
         # Generation -1: Kafka's "simple consumer" commit, allowed while no member is
         # active. Guard on the state key's revision so a join racing us wins cleanly.
@@ -159,8 +168,10 @@ class GroupStore:
             if state_kv is None
             else Compare.mod_revision(st_key, "==", state_kv.mod_revision)
         )
-        if not self.meta.txn([guard], puts, []).succeeded:
-            raise GroupBusyError(group)
+        for i in range(0, len(puts), MAX_PUTS_PER_TXN):
+            # offsets are not the state key: one guard holds for every chunk
+            if not self.meta.txn([guard], puts[i : i + MAX_PUTS_PER_TXN], []).succeeded:
+                raise GroupBusyError(group)
 
     def fetch_offsets(
         self, group: str, partitions: list[TopicPartition] | None = None

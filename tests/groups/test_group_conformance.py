@@ -178,3 +178,20 @@ def test_commits_never_go_backwards_across_rebalances(open_store, group):
     finally:
         for c in coords:
             c.close()
+
+
+def test_commits_of_more_partitions_than_one_etcd_txn_allows(open_store, group):
+    """etcd caps a txn at 128 operations; a 300-partition commit still lands, fenced."""
+    a = GroupMembership(open_store(), group, lambda t: 300, session_timeout_s=TTL)
+    try:
+        mid = a.join(["wide"])
+        gen, parts = a.current(mid)
+        assert len(parts) == 300
+        a.store.commit_offsets(group, gen, {tp: (tp[1] + 1, "") for tp in parts})
+        stored = a.store.fetch_offsets(group)
+        assert {tp: off for tp, (off, _) in stored.items()} == {tp: tp[1] + 1 for tp in parts}
+        with pytest.raises(FencedCommitError):
+            a.store.commit_offsets(group, gen - 1, {tp: (0, "") for tp in parts})
+        assert a.store.fetch_offsets(group) == stored
+    finally:
+        a.close()
