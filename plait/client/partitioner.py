@@ -144,14 +144,10 @@ def partitions_for_keys(
         raise ConfigError(f"keys must be a binary array, got {keys.type}")
     n = len(keys)
     bufs = keys.buffers()
-    offsets: np.ndarray = np.frombuffer(
-        bufs[1], dtype=off_type, count=keys.offset + n + 1
-    )[keys.offset :]
-    data = (
-        np.zeros(0, np.uint8)
-        if bufs[2] is None
-        else np.frombuffer(bufs[2], dtype=np.uint8)
-    )
+    offsets: np.ndarray = np.frombuffer(bufs[1], dtype=off_type, count=keys.offset + n + 1)[
+        keys.offset :
+    ]
+    data = np.zeros(0, np.uint8) if bufs[2] is None else np.frombuffer(bufs[2], dtype=np.uint8)
     valid = np.zeros(0, np.bool_)
     if keys.null_count:
         valid = keys.is_valid().to_numpy(zero_copy_only=False)
@@ -160,9 +156,7 @@ def partitions_for_keys(
             f"key offsets run from {offsets[0]} to {offsets[-1]}, data has {data.shape[0]}"
         )
     out = np.empty(n, np.int32)
-    bad = _partitions_kernel(
-        data, offsets.astype(np.int64), valid, int(num_partitions), out
-    )
+    bad = _partitions_kernel(data, offsets.astype(np.int64), valid, int(num_partitions), out)
     if bad >= 0:
         raise ConfigError(f"key offsets fall at key {bad}")
     return out

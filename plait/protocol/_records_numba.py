@@ -46,9 +46,7 @@ if _numba is not None and not _numba.config.DISABLE_JIT:
         compiled: F = _numba.njit(cache=True, nogil=True)(func)
         return compiled
 
-    def _memcpy_typer(
-        typingctx: Any, dst: Any, dst_at: Any, src: Any, src_at: Any, n: Any
-    ) -> Any:
+    def _memcpy_typer(typingctx: Any, dst: Any, dst_at: Any, src: Any, src_at: Any, n: Any) -> Any:
         # LLVM's memcpy intrinsic: numba compiles a slice assignment to a generic strided
         # loop, about 3x slower for the ~100-byte fields this codec copies. Unlike a
         # ctypes call to libc, an intrinsic keeps the kernels cacheable (cache=True).
@@ -66,9 +64,7 @@ if _numba is not None and not _numba.config.DISABLE_JIT:
     _memcpy_intrinsic: Any = intrinsic(_memcpy_typer)
 
     @_kernel
-    def copy_bytes(
-        dst: np.ndarray, dst_at: int, src: np.ndarray, src_at: int, n: int
-    ) -> None:
+    def copy_bytes(dst: np.ndarray, dst_at: int, src: np.ndarray, src_at: int, n: int) -> None:
         """``dst[dst_at:dst_at+n] = src[src_at:src_at+n]`` for uint8 arrays that do not overlap."""
         _memcpy_intrinsic(dst, dst_at, src, src_at, n)
 
@@ -78,9 +74,7 @@ else:
     def _kernel(func: F) -> F:
         return func
 
-    def copy_bytes(
-        dst: np.ndarray, dst_at: int, src: np.ndarray, src_at: int, n: int
-    ) -> None:
+    def copy_bytes(dst: np.ndarray, dst_at: int, src: np.ndarray, src_at: int, n: int) -> None:
         """``dst[dst_at:dst_at+n] = src[src_at:src_at+n]`` for uint8 arrays that do not overlap."""
         dst[dst_at : dst_at + n] = src[src_at : src_at + n]
 
@@ -100,9 +94,7 @@ ERR_HEADER_VALUE_LENGTH = 8
 ERR_RECORD_TRAILING = 9
 ERR_SECTION_TRAILING = 10
 
-MIN_RECORD_SIZE = (
-    7  # length, attributes, ts delta, offset delta, key len, value len, header count
-)
+MIN_RECORD_SIZE = 7  # length, attributes, ts delta, offset delta, key len, value len, header count
 
 _U7F = np.uint64(0x7F)
 _U80 = np.uint64(0x80)
@@ -142,9 +134,7 @@ def write_varint(out: np.ndarray, pos: int, v: int) -> int:
 
 
 @_kernel
-def read_varint(
-    data: np.ndarray, pos: int, end: int, max_bytes: int
-) -> tuple[int, int]:
+def read_varint(data: np.ndarray, pos: int, end: int, max_bytes: int) -> tuple[int, int]:
     """Read a zigzag varint (``max_bytes`` 5) or varlong (10) from ``data[pos:end]``.
 
     Returns ``(value, next_pos)``; ``next_pos`` is ``-ERR_VARINT_TRUNCATED`` or
@@ -226,9 +216,7 @@ def encoded_size(
 
 
 @_kernel
-def _write_field(
-    out: np.ndarray, pos: int, data: np.ndarray, start: int, length: int
-) -> int:
+def _write_field(out: np.ndarray, pos: int, data: np.ndarray, start: int, length: int) -> int:
     if length < 0:
         out[pos] = 1  # zigzag(-1): null
         return pos + 1
@@ -282,9 +270,7 @@ def encode_into(
 
 
 @_kernel
-def _skip_bytes(
-    data: np.ndarray, pos: int, end: int, allow_null: bool
-) -> tuple[int, int, int]:
+def _skip_bytes(data: np.ndarray, pos: int, end: int, allow_null: bool) -> tuple[int, int, int]:
     """Read a length-prefixed field; returns (start, length, next_pos), next_pos < 0 on error."""
     length, p = read_varint(data, pos, end, 5)
     if p < 0:

@@ -41,9 +41,7 @@ CODEC_NAMES: Final[dict[int, str]] = {
     LZ4: "lz4",
     ZSTD: "zstd",
 }
-CODECS_BY_NAME: Final[dict[str, int]] = {
-    name: code for code, name in CODEC_NAMES.items()
-}
+CODECS_BY_NAME: Final[dict[str, int]] = {name: code for code, name in CODEC_NAMES.items()}
 
 # xerial SnappyOutputStream header: magic "\x82SNAPPY\x00", then version 1 and the
 # minimum compatible version 1 as big-endian int32.
@@ -130,9 +128,7 @@ def decompress(codec: int, data: Buffer, *, position: int | None = None) -> byte
             return _zstd_decompress(data)
     except (OSError, EOFError, zlib.error, RuntimeError, ValueError) as exc:
         # gzip raises OSError/EOFError/zlib.error, lz4 RuntimeError, our own checks ValueError.
-        raise DecompressionError(
-            codec, str(exc) or type(exc).__name__, position=position
-        ) from exc
+        raise DecompressionError(codec, str(exc) or type(exc).__name__, position=position) from exc
     except (cramjam.DecompressionError, zstandard.ZstdError) as exc:
         raise DecompressionError(codec, str(exc), position=position) from exc
     raise UnknownCodecError(codec, position=position)
@@ -154,9 +150,7 @@ def _snappy_decompress(data: Buffer, position: int | None) -> bytes:
         # librdkafka and old clients may send a bare snappy block.
         return _snappy_block(view)
     if len(view) < len(_XERIAL_HEADER):
-        raise ValueError(
-            f"xerial header needs {len(_XERIAL_HEADER)} bytes, got {len(view)}"
-        )
+        raise ValueError(f"xerial header needs {len(_XERIAL_HEADER)} bytes, got {len(view)}")
     out = bytearray()
     pos = len(_XERIAL_HEADER)
     while pos < len(view):
@@ -165,9 +159,7 @@ def _snappy_decompress(data: Buffer, position: int | None) -> bytes:
         (size,) = _BE_INT32.unpack_from(view, pos)
         pos += 4
         if size < 0 or pos + size > len(view):
-            raise ValueError(
-                f"xerial block of {size} bytes at byte {pos} runs past {len(view)}"
-            )
+            raise ValueError(f"xerial block of {size} bytes at byte {pos} runs past {len(view)}")
         out += _snappy_block(view[pos : pos + size])
         pos += size
     return bytes(out)
@@ -179,9 +171,7 @@ def _snappy_block(block: memoryview) -> bytes:
     # more than 64 bytes out of 3 in, so a larger claim is corrupt: reject it first.
     claimed = cramjam.snappy.decompress_raw_len(block)
     if claimed > 22 * len(block) + 32:
-        raise ValueError(
-            f"snappy block of {len(block)} bytes claims {claimed} bytes uncompressed"
-        )
+        raise ValueError(f"snappy block of {len(block)} bytes claims {claimed} bytes uncompressed")
     return bytes(cramjam.snappy.decompress_raw(block))
 
 
@@ -208,9 +198,7 @@ def _zstd_decompress(data: Buffer) -> bytes:
         dobj = zstandard.ZstdDecompressor().decompressobj()
         out += dobj.decompress(rest)
         if not dobj.eof:
-            raise ValueError(
-                f"zstd frame truncated after {len(out)} decompressed bytes"
-            )
+            raise ValueError(f"zstd frame truncated after {len(out)} decompressed bytes")
         rest = dobj.unused_data
         if not rest:
             return bytes(out)

@@ -2,8 +2,11 @@
 
 A batch is the 61-byte header of :mod:`plait.protocol.batch_header` followed by
 ``record_count`` records (compressed as one unit when the attributes name a codec).
-This module is the reference: simple, checked at every length, and the oracle the
-columnar twin in :mod:`plait.protocol.columns` is tested against.
+The first half of this module is the reference: simple, checked at every length, one
+Python call per record. The second half is its columnar twin (``encode_columns``,
+``encode_columns_into``, ``decode_columns``), which runs the kernels of
+:mod:`plait.protocol._records_numba` once per buffer and is tested byte for byte
+against the reference.
 
 Contracts:
 
@@ -80,9 +83,7 @@ def _check_fields(**fields: int) -> None:
         bits = _FIELD_BITS[name]
         low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
         if not isinstance(value, int) or not low <= value <= high:
-            raise ConfigError(
-                f"{name} must be a {bits}-bit signed integer, got {value!r}"
-            )
+            raise ConfigError(f"{name} must be a {bits}-bit signed integer, got {value!r}")
 
 
 _FIELD_BITS = {
@@ -93,6 +94,20 @@ _FIELD_BITS = {
     "base_sequence": 32,
     "partition_leader_epoch": 32,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class _BatchFields:
+    """Caller-chosen header fields of a batch, range-checked once."""
+
+    base_offset: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    partition_leader_epoch: int
+
+    def __post_init__(self) -> None:
+        _check_fields(**{name: getattr(self, name) for name in self.__slots__})
 
 
 def _zigzag(value: int) -> int:
@@ -108,9 +123,7 @@ def write_varint(out: bytearray, value: int) -> None:
     out.append(raw)
 
 
-def read_varint(
-    buf: Buffer, pos: int, end: int, *, long: bool = False
-) -> tuple[int, int]:
+def read_varint(buf: Buffer, pos: int, end: int, *, long: bool = False) -> tuple[int, int]:
     """Read a zigzag varint (5 bytes at most) or varlong (10) from ``buf[pos:end]``.
 
     Returns ``(value, next_position)``. A varint keeps its low 32 bits, as Java's
@@ -129,9 +142,7 @@ def read_varint(
         if byte < 0x80:
             raw &= 0xFFFFFFFF if not long else 0xFFFFFFFFFFFFFFFF
             return (raw >> 1) ^ -(raw & 1), pos + i + 1
-    raise InvalidRecordBatchError(
-        f"varint at byte {pos} has more than {limit} bytes", position=pos
-    )
+    raise InvalidRecordBatchError(f"varint at byte {pos} has more than {limit} bytes", position=pos)
 
 
 def _bytes_like(value: object, what: str, index: int) -> bytes | None:
@@ -139,9 +150,7 @@ def _bytes_like(value: object, what: str, index: int) -> bytes | None:
         return value
     if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
-    raise ConfigError(
-        f"record {index}: {what} must be bytes or None, got {type(value).__name__}"
-    )
+    raise ConfigError(f"record {index}: {what} must be bytes or None, got {type(value).__name__}")
 
 
 def _encode_record(
@@ -162,9 +171,7 @@ def _encode_record(
     write_varint(body, len(headers))
     for hkey, hvalue in headers:
         if not isinstance(hkey, str):
-            raise ConfigError(
-                f"record {index}: header key must be str, got {type(hkey).__name__}"
-            )
+            raise ConfigError(f"record {index}: header key must be str, got {type(hkey).__name__}")
         raw_key = hkey.encode("utf-8")
         write_varint(body, len(raw_key))
         body += raw_key
@@ -201,13 +208,7 @@ def encode_batch(
         raise ConfigError("a record batch needs at least one record, got none")
     if compression not in codecs.CODEC_NAMES:
         raise codecs.UnknownCodecError(compression)
-    _check_fields(
-        base_offset=base_offset,
-        producer_id=producer_id,
-        producer_epoch=producer_epoch,
-        base_sequence=base_sequence,
-        partition_leader_epoch=partition_leader_epoch,
-    )
+    _BatchFields(base_offset, producer_id, producer_epoch, base_sequence, partition_leader_epoch)
     now = int(time.time() * 1000)
     rows: list[tuple[RecordTuple, int]] = []
     timestamps: list[int] = []
@@ -223,16 +224,12 @@ def encode_batch(
             row, delta = (rec[0], rec[1], now if rec[2] is None else rec[2], rec[3]), i
         ts = row[2]
         if not isinstance(ts, int) or not _INT64_MIN <= ts <= _INT64_MAX:
-            raise ConfigError(
-                f"record {i}: timestamp must be a 64-bit int or None, got {ts!r}"
-            )
+            raise ConfigError(f"record {i}: timestamp must be a 64-bit int or None, got {ts!r}")
         rows.append((row, delta))
         timestamps.append(ts)
     base_ts, max_ts = timestamps[0], max(timestamps)
     if min(timestamps) - base_ts < _INT64_MIN or max_ts - base_ts > _INT64_MAX:
-        raise ConfigError(
-            f"timestamps span more than a signed 64-bit delta from {base_ts}"
-        )
+        raise ConfigError(f"timestamps span more than a signed 64-bit delta from {base_ts}")
     body = bytearray()
     for i, ((rec, delta), ts) in enumerate(zip(rows, timestamps)):
         _encode_record(body, rec, delta, ts - base_ts, i)
@@ -263,9 +260,7 @@ def encode_batch(
     )
 
 
-def records_section(
-    buf: Buffer, pos: int, header: BatchHeader
-) -> tuple[Buffer, int, int]:
+def records_section(buf: Buffer, pos: int, header: BatchHeader) -> tuple[Buffer, int, int]:
     """Return ``(data, start, end)`` of a batch's records, decompressed when needed.
 
     For an uncompressed batch ``data`` is ``buf`` itself (no copy); otherwise it is the
@@ -353,9 +348,7 @@ def _decode_record(
     value, p = _decode_bytes(data, p, end, "value")
     count, q = read_varint(data, p, end)
     if count < 0:
-        raise InvalidRecordBatchError(
-            f"header count {count} at byte {p} is negative", position=p
-        )
+        raise InvalidRecordBatchError(f"header count {count} at byte {p} is negative", position=p)
     headers: list[tuple[str, bytes | None]] = []
     for _ in range(count):
         key_at = q
@@ -374,9 +367,7 @@ def _decode_record(
             f"record at byte {pos} declares {length} bytes but its fields end at byte {q}, not {end}",
             position=q,
         )
-    timestamp = (
-        fixed_ts if fixed_ts is not None else wrap64(header.base_timestamp + ts_delta)
-    )
+    timestamp = fixed_ts if fixed_ts is not None else wrap64(header.base_timestamp + ts_delta)
     offset = wrap64(header.base_offset + offset_delta)
     return Record(offset, timestamp, key, value, headers), end
 
@@ -461,9 +452,7 @@ class ColumnBatch:
         return int(self.offsets.shape[0])
 
 
-def _binary_parts(
-    column: BinaryColumn, what: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _binary_parts(column: BinaryColumn, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return ``(data uint8, offsets int64 of n+1, validity bool or empty when no nulls)``."""
     if isinstance(column, tuple):
         data, offs = column
@@ -474,9 +463,7 @@ def _binary_parts(
                 f"{what} offsets must be a 1-d array of n+1 entries, got shape {offs.shape}"
             )
         if offs[0] < 0 or offs[-1] > data.shape[0]:  # falling offsets: see encoded_size
-            raise ConfigError(
-                f"{what} offsets must rise from >= 0 to at most {data.shape[0]}"
-            )
+            raise ConfigError(f"{what} offsets must rise from >= 0 to at most {data.shape[0]}")
         return data, offs, _EMPTY_BOOL
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
@@ -490,9 +477,7 @@ def _binary_parts(
         raise ConfigError(f"{what} must be a binary array, got {column.type}")
     n = len(column)
     bufs = column.buffers()
-    offs = np.frombuffer(bufs[1], dtype=off_type, count=column.offset + n + 1)[
-        column.offset :
-    ]
+    offs = np.frombuffer(bufs[1], dtype=off_type, count=column.offset + n + 1)[column.offset :]
     data = _EMPTY_U8 if bufs[2] is None else np.frombuffer(bufs[2], dtype=np.uint8)
     if n and (offs[0] < 0 or offs[-1] > data.shape[0]):
         # Arrow trusts its producer; the copy kernels do not check bounds, so we do.
@@ -530,16 +515,12 @@ def _plan_columns(
     if keys is not None:
         key_data, key_offs, key_valid = _binary_parts(keys, "keys")
         if key_offs.shape[0] != n + 1:
-            raise ConfigError(
-                f"keys has {key_offs.shape[0] - 1} entries, values has {n}"
-            )
+            raise ConfigError(f"keys has {key_offs.shape[0] - 1} entries, values has {n}")
     if base_timestamp is not None:
         _check_fields(base_timestamp=base_timestamp)
     if timestamps is None:
         ts = _EMPTY_I64
-        base_ts = (
-            int(time.time() * 1000) if base_timestamp is None else int(base_timestamp)
-        )
+        base_ts = int(time.time() * 1000) if base_timestamp is None else int(base_timestamp)
     else:
         try:
             ts = np.ascontiguousarray(timestamps, dtype=np.int64)
@@ -555,9 +536,7 @@ def _plan_columns(
     if size < 0:
         raise ConfigError(f"offsets of keys or values fall at record {-size - 1}")
     if int(ts_min) - base_ts < _INT64_MIN or int(ts_max) - base_ts > _INT64_MAX:
-        raise ConfigError(
-            f"timestamps span more than a signed 64-bit delta from {base_ts}"
-        )
+        raise ConfigError(f"timestamps span more than a signed 64-bit delta from {base_ts}")
     args = (
         val_data,
         val_offs,
@@ -591,19 +570,12 @@ def encode_columns(
     ``timestamps`` every record gets ``base_timestamp`` (default: now). Returns a
     ``bytearray`` so the log can rewrite the base offset in place.
     """
-    _check_fields(
-        base_offset=base_offset,
-        producer_id=producer_id,
-        producer_epoch=producer_epoch,
-        base_sequence=base_sequence,
-        partition_leader_epoch=partition_leader_epoch,
+    fields = _BatchFields(
+        base_offset, producer_id, producer_epoch, base_sequence, partition_leader_epoch
     )
     plan = _plan_columns(values, keys, timestamps, base_timestamp)
     out = bytearray(plan.size)
-    _write_columns(
-        out, 0, plan, base_offset, producer_id, producer_epoch, base_sequence,
-        partition_leader_epoch,
-    )  # fmt: skip
+    _write_columns(out, 0, plan, fields)
     return out
 
 
@@ -637,44 +609,32 @@ def encode_columns_into(
     else:
         view = memoryview(out).cast("B")
     if view.readonly:
-        raise ConfigError(
-            "encode_columns_into needs a writable buffer, got a read-only one"
-        )
-    _check_fields(
-        base_offset=base_offset,
-        producer_id=producer_id,
-        producer_epoch=producer_epoch,
-        base_sequence=base_sequence,
-        partition_leader_epoch=partition_leader_epoch,
+        raise ConfigError("encode_columns_into needs a writable buffer, got a read-only one")
+    fields = _BatchFields(
+        base_offset, producer_id, producer_epoch, base_sequence, partition_leader_epoch
     )
     plan = _plan_columns(values, keys, timestamps, base_timestamp)
     if pos < 0 or pos + plan.size > view.nbytes:
         raise ConfigError(
             f"a batch of {plan.size} bytes at byte {pos} does not fit a {view.nbytes}-byte buffer"
         )
-    _write_columns(
-        view, pos, plan, base_offset, producer_id, producer_epoch, base_sequence,
-        partition_leader_epoch,
-    )  # fmt: skip
+    _write_columns(view, pos, plan, fields)
     return pos + plan.size
 
 
 def _write_columns(
-    out: bytearray | memoryview, pos: int, plan: _ColumnPlan, base_offset: int,
-    producer_id: int, producer_epoch: int, base_sequence: int, partition_leader_epoch: int,
-) -> None:  # fmt: skip
+    out: bytearray | memoryview, pos: int, plan: _ColumnPlan, fields: _BatchFields
+) -> None:
     arr = np.frombuffer(out, dtype=np.uint8)
     end = _kernels.encode_into(arr, pos + HEADER_SIZE, *plan.kernel_args)
     if end != pos + plan.size:  # the size pass and the write pass must agree
         raise AssertionError(f"records end at byte {end}, planned {pos + plan.size}")
-    _HEADER_REST.pack_into(
-        out, pos + ATTRIBUTES, 0, plan.count - 1, plan.base_ts, plan.max_ts,
-        producer_id, producer_epoch, base_sequence, plan.count,
-    )  # fmt: skip
+    counts_and_times = (plan.count - 1, plan.base_ts, plan.max_ts)
+    producer = (fields.producer_id, fields.producer_epoch, fields.base_sequence)
+    _HEADER_REST.pack_into(out, pos + ATTRIBUTES, 0, *counts_and_times, *producer, plan.count)
     crc = crc32c(memoryview(out)[pos + ATTRIBUTES : end])
-    _PREFIX.pack_into(
-        out, pos, base_offset, plan.size - LOG_OVERHEAD, partition_leader_epoch, MAGIC
-    )
+    length = plan.size - LOG_OVERHEAD
+    _PREFIX.pack_into(out, pos, fields.base_offset, length, fields.partition_leader_epoch, MAGIC)
     struct.pack_into(">I", out, pos + ATTRIBUTES - 4, crc)
 
 
@@ -702,10 +662,7 @@ def decode_columns(
     the same malformed input as :func:`decode_batch` (header keys are not checked for
     UTF-8, since headers are not decoded).
     """
-    batches = [
-        (p, h)
-        for p, h in iter_batches_strict(buf, allow_partial_tail=allow_partial_tail)
-    ]
+    batches = [(p, h) for p, h in iter_batches_strict(buf, allow_partial_tail=allow_partial_tail)]
     plain = np.frombuffer(buf, dtype=np.uint8) if len(buf) else _EMPTY_U8
     sections: list[tuple[int, BatchHeader, Buffer, int, int]] = []
     compressed = False
@@ -731,9 +688,7 @@ def decode_columns(
         lengths = np.array([len(x) for x in parts], dtype=np.int64)
         sec_end[:] = np.cumsum(lengths)
         sec_start[:] = sec_end - lengths
-        data_arr = (
-            np.frombuffer(b"".join(parts), dtype=np.uint8) if parts else _EMPTY_U8
-        )
+        data_arr = np.frombuffer(b"".join(parts), dtype=np.uint8) if parts else _EMPTY_U8
     else:
         sec_start[:] = [s for _p, _h, _d, s, _e in sections]
         sec_end[:] = [e for _p, _h, _d, _s, e in sections]
@@ -754,9 +709,20 @@ def decode_columns(
     val_pos = np.empty(n, np.int64)
     val_len = np.empty(n, np.int64)
     code, where, with_headers = _kernels.decode_sections(
-        data_arr, sec_start, sec_end, sec_count, sec_base_off, sec_base_ts, sec_fixed,
-        offsets, timestamps, key_pos, key_len, val_pos, val_len,
-    )  # fmt: skip
+        data_arr,
+        sec_start,
+        sec_end,
+        sec_count,
+        sec_base_off,
+        sec_base_ts,
+        sec_fixed,
+        offsets,
+        timestamps,
+        key_pos,
+        key_len,
+        val_pos,
+        val_len,
+    )
     if code:
         raise _kernel_error(code, int(where), sections, sec_start, compressed)
     keys = _gather_binary(data_arr, key_pos, key_len)
@@ -765,9 +731,12 @@ def decode_columns(
 
 
 def _kernel_error(
-    code: int, where: int, sections: list[tuple[int, BatchHeader, Buffer, int, int]],
-    sec_start: np.ndarray, compressed: bool,
-) -> InvalidRecordBatchError:  # fmt: skip
+    code: int,
+    where: int,
+    sections: list[tuple[int, BatchHeader, Buffer, int, int]],
+    sec_start: np.ndarray,
+    compressed: bool,
+) -> InvalidRecordBatchError:
     text = _ERROR_TEXT.get(code, f"record decoding failed with code {code}")
     if not compressed:
         return InvalidRecordBatchError(f"{text} at byte {where}", position=where)

@@ -30,9 +30,7 @@ from plait.protocol.records import (
     iter_records,
 )
 
-SETTINGS = settings(
-    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 blobs = st.binary(max_size=120)
 maybe_blob = st.none() | blobs
@@ -56,9 +54,7 @@ def expected(records: list, base_offset: int) -> list[Record]:
 
 
 def as_tuples(batch_iter) -> list[tuple]:
-    return [
-        (r.offset, r.timestamp, r.key, r.value, list(r.headers)) for r in batch_iter
-    ]
+    return [(r.offset, r.timestamp, r.key, r.value, list(r.headers)) for r in batch_iter]
 
 
 # (a) reference round trip ------------------------------------------------------
@@ -162,9 +158,7 @@ def _column(items: list, form: str):
     if form == "large_binary":
         return pa.array(items, type=pa.large_binary())
     if form == "sliced":  # a non-zero array offset must be honoured
-        return pa.array([b"pad"] + items + [b"pad"], type=pa.binary()).slice(
-            1, len(items)
-        )
+        return pa.array([b"pad"] + items + [b"pad"], type=pa.binary()).slice(1, len(items))
     data = np.frombuffer(b"".join(x or b"" for x in items), dtype=np.uint8)
     offsets = np.concatenate([[0], np.cumsum([len(x or b"") for x in items])])
     return data, offsets.astype(np.int64)
@@ -202,9 +196,7 @@ KP_CODECS = [0, 1, 3, 4]  # kafka-python needs python-snappy for snappy, not ins
 def _build_with(builder_cls, records, codec):
     builder = builder_cls(2, codec, False, -1, -1, -1, 2**30)
     for i, (key, value, ts, headers) in enumerate(records):
-        meta = builder.append(
-            i, timestamp=ts, key=key, value=value, headers=list(headers)
-        )
+        meta = builder.append(i, timestamp=ts, key=key, value=value, headers=list(headers))
         assert meta is not None
     return bytes(builder.build())
 
@@ -258,9 +250,7 @@ def test_uncompressed_bytes_identical_to_clients(records):
 
 def test_clients_really_compress():
     """Large repetitive values so kafka-python keeps the codec (it drops one that grows data)."""
-    records = [
-        (b"k%d" % i, b"abcdefgh" * 200, 1_700_000_000_000 + i, []) for i in range(50)
-    ]
+    records = [(b"k%d" % i, b"abcdefgh" * 200, 1_700_000_000_000 + i, []) for i in range(50)]
     for builder, codecs_ in ((AioBuilder, AIO_CODECS), (KpBuilder, KP_CODECS)):
         for codec in codecs_[1:]:
             theirs = _build_with(builder, records, codec)

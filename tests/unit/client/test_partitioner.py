@@ -55,9 +55,7 @@ def test_abc_worked_by_hand():
 
 
 def test_signed_results_and_edge_lengths():
-    assert murmur2(b"") == kafka_python_murmur2(b"") - (1 << 32) * (
-        kafka_python_murmur2(b"") >> 31
-    )
+    assert murmur2(b"") == kafka_python_murmur2(b"") - (1 << 32) * (kafka_python_murmur2(b"") >> 31)
     for key in (b"", b"\x00", b"\xff" * 3, b"\x80" * 4, b"\xff" * 5, bytes(range(256))):
         value = murmur2(key)
         assert -(2**31) <= value < 2**31
@@ -120,9 +118,7 @@ def test_vectorized_matches_scalar(keys, n, form):
     elif form == "sliced":
         column = pa.array([b"x"] + keys, type=pa.binary()).slice(1)
     else:
-        column = pa.array(
-            keys, type=pa.binary() if form == "binary" else pa.large_binary()
-        )
+        column = pa.array(keys, type=pa.binary() if form == "binary" else pa.large_binary())
     out = partitions_for_keys(column, n)
     assert out.dtype == np.int32 and out.shape == (len(keys),)
     assert out.tolist() == [-1 if k is None else partition_for_key(k, n) for k in keys]

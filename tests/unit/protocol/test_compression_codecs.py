@@ -50,9 +50,7 @@ def test_snappy_is_xerial_framed_in_32k_blocks():
     pos, blocks = 16, []
     while pos < len(packed):
         (size,) = struct.unpack_from(">i", packed, pos)
-        blocks.append(
-            bytes(cramjam.snappy.decompress_raw(packed[pos + 4 : pos + 4 + size]))
-        )
+        blocks.append(bytes(cramjam.snappy.decompress_raw(packed[pos + 4 : pos + 4 + size])))
         pos += 4 + size
     assert [len(b) for b in blocks] == [32768, 32768, 80_000 - 65536]
     assert b"".join(blocks) == data
@@ -109,9 +107,13 @@ def test_unknown_codec_is_typed():
 
 
 def test_codec_names():
-    assert [
-        c.codec_from_name(n) for n in ("none", "GZIP", "snappy", "lz4", "zstd")
-    ] == [0, 1, 2, 3, 4]
+    assert [c.codec_from_name(n) for n in ("none", "GZIP", "snappy", "lz4", "zstd")] == [
+        0,
+        1,
+        2,
+        3,
+        4,
+    ]
     with pytest.raises(ConfigError, match="brotli"):
         c.codec_from_name("brotli")
 
@@ -131,9 +133,7 @@ def test_forged_sizes_do_not_allocate():
     raw_claim = b"\xff\xff\xff\xff\x0f\x00"  # raw snappy block claiming 4 GiB
     with pytest.raises(c.DecompressionError, match="claims 4294967295"):
         c.decompress(c.SNAPPY, raw_claim)
-    xerial = (
-        c.compress(c.SNAPPY, b"x")[:16] + struct.pack(">i", len(raw_claim)) + raw_claim
-    )
+    xerial = c.compress(c.SNAPPY, b"x")[:16] + struct.pack(">i", len(raw_claim)) + raw_claim
     with pytest.raises(c.DecompressionError, match="claims"):
         c.decompress(c.SNAPPY, xerial)
     frame = bytearray(c.compress(c.LZ4, b"x" * 1000))
@@ -161,9 +161,7 @@ def test_fuzz_random_input(codec, data):
 @settings(max_examples=200, deadline=None)
 @given(
     codec=st.sampled_from([1, 2, 3, 4]),
-    edits=st.lists(
-        st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=3
-    ),
+    edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=3),
 )
 def test_fuzz_mutated_input(codec, edits):
     packed = bytearray(c.compress(codec, b"some records " * 40))

@@ -35,9 +35,7 @@ REFERENCE = encode_batch([(k, v, t, []) for k, v, t in zip(KEYS, VALUES, TS)])
         lambda xs: xs,
         lambda xs: pa.array(xs, type=pa.binary()),
         lambda xs: pa.array(xs, type=pa.large_binary()),
-        lambda xs: pa.chunked_array(
-            [pa.array(xs[:2], pa.binary()), pa.array(xs[2:], pa.binary())]
-        ),
+        lambda xs: pa.chunked_array([pa.array(xs[:2], pa.binary()), pa.array(xs[2:], pa.binary())]),
     ],
     ids=["list", "binary", "large_binary", "chunked"],
 )
@@ -121,9 +119,7 @@ def test_encode_rejects_bad_columns():
 
 
 def test_decode_outputs_are_typed_columns():
-    cols = decode_columns(
-        REFERENCE + encode_batch([(b"x", b"y", 5, [("h", b"")])], base_offset=4)
-    )
+    cols = decode_columns(REFERENCE + encode_batch([(b"x", b"y", 5, [("h", b"")])], base_offset=4))
     assert len(cols) == 5
     assert cols.offsets.dtype == np.int64 and cols.timestamps.dtype == np.int64
     assert cols.keys.type == pa.binary() and cols.values.type == pa.binary()
@@ -172,8 +168,12 @@ def _run(prelude: str, env_extra: dict[str, str]) -> dict:
     env = {**os.environ, **env_extra}
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT.format(prelude=prelude)],
-        capture_output=True, text=True, env=env, timeout=120, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -233,9 +233,7 @@ def test_encode_into_reused_buffers():
     for out in (bytearray(1000), np.zeros(1000, np.uint8), memoryview(bytearray(1000))):
         end = encode_columns_into(out, 10, VALUES, timestamps=[7] * 4)
         assert end == 10 + len(single)
-        second = encode_columns_into(
-            out, end, VALUES, timestamps=[7] * 4, base_offset=4
-        )
+        second = encode_columns_into(out, end, VALUES, timestamps=[7] * 4, base_offset=4)
         assert bytes(out[10:end]) == single
         assert [r.offset for r in iter_records(bytes(out[10:second]))] == list(range(8))
 

@@ -22,9 +22,7 @@ from plait.protocol.records import (
     iter_records,
 )
 
-FUZZ = settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 RECORDS = [
     (b"key-1", b"value-1", 1_700_000_000_000, [("trace", b"abc"), ("n", None)]),
@@ -54,9 +52,7 @@ def decoders(pos: int = 0):
     ]
 
 
-def assert_invalid(
-    buf: bytes, fragment: str = "", pos: int = 0
-) -> list[InvalidRecordBatchError]:
+def assert_invalid(buf: bytes, fragment: str = "", pos: int = 0) -> list[InvalidRecordBatchError]:
     """Every decoder rejects ``buf`` (decode_batch reading the batch at ``pos``)."""
     errors = []
     for decode in decoders(pos):
@@ -132,9 +128,7 @@ def test_null_header_key():
 
 
 def test_record_shorter_than_declared():
-    body = (
-        b"\x00\x00\x00\x01\x00\x00" + b"\x00\x00"
-    )  # two stray bytes inside the record
+    body = b"\x00\x00\x00\x01\x00\x00" + b"\x00\x00"  # two stray bytes inside the record
     assert_invalid(with_records_section(bytes([len(body) * 2]) + body, 1))
 
 
@@ -145,9 +139,7 @@ def test_bytes_after_last_record():
 
 def test_record_count_larger_than_section():
     body = b"\x00\x00\x00\x01\x00\x00"
-    assert_invalid(
-        with_records_section(bytes([len(body) * 2]) + body, 2**31 - 1), "record count"
-    )
+    assert_invalid(with_records_section(bytes([len(body) * 2]) + body, 2**31 - 1), "record count")
 
 
 def test_corrupt_compressed_section_reports_batch_position():
@@ -214,10 +206,7 @@ def test_fuzz_mutated_batches(codec, edits, cut, fix_crc):
     # The columnar decoder accepts whatever the reference accepts (single batch here),
     # and yields the same columns.
     ref, cols = out["batch"], out["columns"]
-    if (
-        not isinstance(ref, Exception)
-        and len(buf) == 12 + struct.unpack_from(">i", buf, 8)[0]
-    ):
+    if not isinstance(ref, Exception) and len(buf) == 12 + struct.unpack_from(">i", buf, 8)[0]:
         header_is_control = bool(buf[22] & 0x20) if len(buf) > 22 else False
         if not header_is_control:
             assert not isinstance(cols, Exception), cols

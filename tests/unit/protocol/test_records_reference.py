@@ -51,10 +51,7 @@ def canned_batch() -> bytes:
 
 
 def test_encode_matches_canned_bytes():
-    assert (
-        encode_batch([(b"k", b"hello", 1000, [("h", b"v")])], base_offset=42)
-        == canned_batch()
-    )
+    assert encode_batch([(b"k", b"hello", 1000, [("h", b"v")])], base_offset=42) == canned_batch()
 
 
 def test_decode_canned_bytes():
@@ -104,9 +101,14 @@ def test_varint_limits():
 def test_offsets_timestamps_and_producer_fields():
     records = [(None, b"a", 5000, []), (b"k", None, 4000, []), (b"", b"", 7000, [])]
     buf = encode_batch(
-        records, base_offset=100, producer_id=9, producer_epoch=3, base_sequence=77,
-        partition_leader_epoch=4, is_transactional=True,
-    )  # fmt: skip
+        records,
+        base_offset=100,
+        producer_id=9,
+        producer_epoch=3,
+        base_sequence=77,
+        partition_leader_epoch=4,
+        is_transactional=True,
+    )
     header, decoded = decode_batch(buf)
     assert [r.offset for r in decoded] == [100, 101, 102]
     assert [r.timestamp for r in decoded] == [5000, 4000, 7000]
