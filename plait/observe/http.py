@@ -37,7 +37,7 @@ class HttpEndpoint:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             status, ctype, body = self._route(head)
-        except (asyncio.LimitOverrunError, asyncio.IncompleteReadError, asyncio.TimeoutError,
+        except (TimeoutError, asyncio.LimitOverrunError, asyncio.IncompleteReadError,
                 ConnectionError, ValueError):
             status, ctype, body = "400 Bad Request", "text/plain", b"bad request\n"
         try:
