@@ -26,7 +26,7 @@ def _partition_counter(client: Any) -> Callable[[str], int]:
     """How a client sizes a topic: the Kafka client asks the cluster, the embedded one its log."""
     count = getattr(client, "partition_count", None)
     if callable(count):
-        return count  # type: ignore[no-any-return]
+        return count
     return lambda topic: int(client.log.describe(topic).partitions)
 
 

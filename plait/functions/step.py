@@ -36,13 +36,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Self
 
 import numpy as np
 import pyarrow as pa
 
 from plait.client.messages import ColumnBatch, Message
-from plait.functions.errors import ForeignOutputError, OutputTooLargeError, StepConfigError
+from plait.functions.errors import (
+    ForeignOutputError,
+    OutputTooLargeError,
+    StepConfigError,
+)
 from plait.meta.interface import Compare, Put
 from plait.protocol.records import encode_batch, iter_records
 
@@ -60,7 +64,7 @@ BatchFn = Callable[[ColumnBatch], "Sequence[bytes | None] | pa.Array"]
 RecordTuple = tuple[bytes | None, bytes | None, int, list[tuple[str, bytes | None]]]
 
 
-def last_reflected(partition: "Partition", max_bytes: int) -> int:
+def last_reflected(partition: Partition, max_bytes: int) -> int:
     """The input offset named by the sink partition's last record; -1 when it is empty."""
     end = partition.log_end_offset
     if end <= partition.log_start_offset:
@@ -80,7 +84,7 @@ def last_reflected(partition: "Partition", max_bytes: int) -> int:
 class _SinkWriter:
     """The idempotent producer state for one sink partition during one ownership."""
 
-    partition: "Partition"
+    partition: Partition
     producer_id: int
     epoch: int
     sequence: int = 0
@@ -97,7 +101,7 @@ class Step:
 
     def __init__(
         self,
-        client: "EmbeddedClient",
+        client: EmbeddedClient,
         name: str,
         source: str,
         sink: str,
@@ -272,7 +276,7 @@ class Step:
         """Leave the group (the other workers take the partitions over)."""
         self.consumer.close()
 
-    def __enter__(self) -> "Step":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -38,7 +38,12 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from plait.errors import PlaitError
-from plait.groups.assign import TopicPartition, decode_assignment, encode_assignment, range_assign
+from plait.groups.assign import (
+    TopicPartition,
+    decode_assignment,
+    encode_assignment,
+    range_assign,
+)
 from plait.groups.errors import GroupJoinTimeoutError
 from plait.groups.store import GroupState, GroupStore, _group_prefix, state_key
 from plait.meta.errors import LeaseNotFoundError, MetaError, WatchCancelledError

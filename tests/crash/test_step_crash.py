@@ -25,7 +25,7 @@ except ImportError:  # pytest's rootdir-relative import puts tests/ on sys.path
     from delivery import assert_exactly_once_in_order  # type: ignore[no-redef]
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _step import transform  # noqa: E402 - the child's own function is the oracle
+from _step import transform
 
 CHILD = Path(__file__).with_name("_step.py")
 CYCLES = 20
@@ -67,6 +67,7 @@ def test_step_output_is_exactly_once_across_sigkills(tmp_path):
         client.create_topic("in", PARTITIONS)
         client.create_topic("out", PARTITIONS)
     killed_with_progress = 0
+    before = 0
     started = time.monotonic()
     for cycle in range(CYCLES + 1):
         with plait.connect(f"embedded:{data}") as client:
