@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from plait.broker import errors as E
-from plait.errors import PlaitError
 from plait.log import errors as L
 from plait.protocol.errors import InvalidRecordBatchError
 
@@ -47,6 +46,4 @@ def error_code(exc: BaseException) -> int:
     for cls, code in _LOG_ERRORS:
         if isinstance(exc, cls):
             return code
-    if isinstance(exc, PlaitError):
-        return E.UnknownServerError.errno
     return E.UnknownServerError.errno

@@ -10,7 +10,6 @@ from kafka.protocol.metadata import FindCoordinatorResponse, MetadataResponse
 
 from plait.broker import errors as E
 from plait.broker.codec import Request
-from plait.broker.handlers._common import error_code
 from plait.broker.state import Broker
 
 
@@ -72,6 +71,3 @@ async def handle_find_coordinator(broker: Broker, req: Request) -> FindCoordinat
     return FindCoordinatorResponse(
         throttle_time_ms=0, error_code=code, error_message=None, node_id=node, host=host, port=port
     )
-
-
-__all__ = ["error_code", "handle_find_coordinator", "handle_metadata"]
