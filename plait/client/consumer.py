@@ -27,7 +27,8 @@ import numpy as np
 from plait.client.errors import ClientClosedError, ClientError, NotAssignedError
 from plait.client.messages import ColumnBatch, Message
 from plait.log.errors import OffsetOutOfRangeError, PartitionOutOfRangeError
-from plait.protocol.records import decode_columns
+from plait.protocol.batch_header import iter_batches
+from plait.protocol.records import decode_columns, iter_records
 
 if TYPE_CHECKING:
     from plait.client.connect import EmbeddedClient
@@ -226,9 +227,21 @@ class Consumer:
         lo = int(np.searchsorted(offsets, position, side="left"))
         hi = min(len(offsets), lo + limit)
         if lo >= hi:
-            # Only control records or a gap left by compaction: step past them.
-            self._positions[tp] = max(position, int(offsets[-1]) + 1) if len(offsets) else position
+            # Only control records (transaction markers) or a compaction gap at or past
+            # our position: step past the stored batches by their headers, which still
+            # count the offsets their skipped records occupy.
+            ends = [h.next_offset for _, h in iter_batches(data)]
+            self._positions[tp] = max([position, *ends])
             return None
+        headers = None
+        if cols.records_with_headers:
+            # Rare path: headers are not part of the columnar decode, so take them
+            # from the reference decoder for exactly the records being returned.
+            wanted = set(offsets[lo:hi].tolist())
+            by_offset = {
+                r.offset: tuple(r.headers) for r in iter_records(data) if r.offset in wanted
+            }
+            headers = [by_offset.get(o, ()) for o in offsets[lo:hi].tolist()]
         batch = ColumnBatch(
             tp[0],
             tp[1],
@@ -236,6 +249,7 @@ class Consumer:
             np.asarray(cols.timestamps)[lo:hi],
             cols.keys.slice(lo, hi - lo),
             cols.values.slice(lo, hi - lo),
+            headers,
         )
         self._positions[tp] = int(offsets[hi - 1]) + 1
         return batch

@@ -70,6 +70,7 @@ class ColumnBatch:
     timestamps: np.ndarray
     keys: pa.Array
     values: pa.Array
+    headers: list[tuple[tuple[str, bytes | None], ...]] | None = None  # None: no event has any
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -81,7 +82,10 @@ class ColumnBatch:
     def messages(self) -> list[Message]:
         keys = self.keys.to_pylist()
         values = self.values.to_pylist()
+        headers = self.headers or [()] * len(keys)
         return [
-            Message(self.topic, self.partition, int(o), int(t), k, v)
-            for o, t, k, v in zip(self.offsets.tolist(), self.timestamps.tolist(), keys, values)
+            Message(self.topic, self.partition, int(o), int(t), k, v, h)
+            for o, t, k, v, h in zip(
+                self.offsets.tolist(), self.timestamps.tolist(), keys, values, headers
+            )
         ]

@@ -181,3 +181,29 @@ def test_zombie_member_cannot_commit(client):
     assert newcomer.committed("z", 0) is None
     newcomer.commit({("z", 0): 3})
     assert newcomer.committed("z", 0) == 3
+
+
+def test_headers_reach_the_consumer(client):
+    client.create_topic("h", 1)
+    with client.producer() as producer:
+        producer.send("h", b"plain")
+        producer.send("h", b"traced", headers=[("traceparent", b"00-abc-def-01"), ("empty", None)])
+        producer.flush()
+    got = drain(client.consumer(["h"], from_beginning=True), 2)
+    assert [m.headers for m in got] == [(), (("traceparent", b"00-abc-def-01"), ("empty", None))]
+
+
+def test_consumer_steps_past_control_batches(client):
+    from plait.protocol.records import encode_batch
+
+    client.create_topic("ctl", 1)
+    part = client.log.partition("ctl", 0)
+    part.append(encode_batch([(None, b"data", 0, [])]))
+    # A transaction marker as Kafka writes it: a control batch of one record.
+    part.append(encode_batch([(b"\x00\x00\x00\x00", b"\x00\x00\x00\x00\x00\x00", 0, [])], is_control=True))
+    consumer = client.consumer(["ctl"], from_beginning=True)
+    assert [m.value for m in drain(consumer, 1)] == [b"data"]
+    assert consumer.poll(timeout=0.1) == []
+    assert consumer.position("ctl", 0) == 2
+    part.append(encode_batch([(None, b"after", 0, [])]))
+    assert [(m.offset, m.value) for m in drain(consumer, 1)] == [(2, b"after")]
