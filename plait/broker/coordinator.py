@@ -139,13 +139,21 @@ class GroupCoordinator:
             except asyncio.CancelledError:
                 pass
 
-    def group(self, group_id: str) -> Group:
-        """The live group, loaded from the store on first use after a restart."""
+    def group(self, group_id: str, *, create: bool = False) -> Group:
+        """The live group, loaded from the store on first use after a restart.
+
+        A group that neither exists in memory nor in the store is only remembered when
+        ``create`` (JoinGroup); lookups by other requests get a transient empty group,
+        so requests naming random groups cannot grow the broker's memory.
+        """
         g = self.groups.get(group_id)
         if g is not None:
             return g
         g = Group(group_id)
         state = self.store.load(group_id)
+        if state is None and not create:
+            g.generation = g.stored_generation = self.store.generation(group_id)
+            return g
         if state is not None:
             g.generation = g.stored_generation = state.generation
             g.protocol_type = state.protocol_type or None
@@ -187,7 +195,7 @@ class GroupCoordinator:
         cfg = self.config
         if not cfg.min_session_timeout_ms <= session_timeout_ms <= cfg.max_session_timeout_ms:
             return JoinResult(E.InvalidSessionTimeout.errno, member_id=member_id)
-        g = self.group(group_id)
+        g = self.group(group_id, create=True)
         if not protocols or (g.members and g.protocol_type not in (None, protocol_type)):
             return JoinResult(E.InconsistentGroupProtocol.errno, member_id=member_id)
         if g.members and not self._compatible(g, [p for p, _ in protocols], member_id):
@@ -196,6 +204,13 @@ class GroupCoordinator:
             return JoinResult(E.UnknownMemberId.errno, member_id=member_id)
         if not member_id:
             member_id = f"{client_id or 'member'}-{uuid.uuid4()}"
+            if group_instance_id is not None:
+                # Static membership (KIP-345): a restarted instance takes its old place;
+                # the old member id is fenced, so a zombie of it gets an error.
+                for old_id, old in list(g.members.items()):
+                    if old.group_instance_id == group_instance_id:
+                        del g.members[old_id]
+                        self._fail_waiters(old, E.FencedInstanceId.errno)
         m = g.members.get(member_id)
         if m is None:
             m = Member(

@@ -93,6 +93,7 @@ UnknownProducerId = _code(59, "UnknownProducerId")
 NonEmptyGroup = _code(68, "NonEmptyGroup")
 GroupIdNotFound = _code(69, "GroupIdNotFound")
 InvalidRecord = _code(87, "InvalidRecord")
+FencedInstanceId = _code(82, "FencedInstanceId")
 ProducerFenced = _code(90, "ProducerFenced")
 
 NONE = 0

@@ -123,3 +123,43 @@ def test_rejects_bad_joins(store: GroupStore) -> None:
         assert other.error == E.InconsistentGroupProtocol.errno
 
     asyncio.run(run())
+
+
+def test_member_that_does_not_rejoin_is_dropped_at_the_rebalance_timeout(store: GroupStore) -> None:
+    async def run() -> None:
+        c = _coord(store, delay_ms=50)
+        a, b = await asyncio.gather(
+            c.join("g", "", None, "a", "h", 6000, 200, "consumer", PROTOS),
+            c.join("g", "", None, "b", "h", 6000, 200, "consumer", PROTOS),
+        )
+        leader = a if a.member_id == a.leader else b
+        await c.sync("g", 1, leader.member_id, {a.member_id: b"A", b.member_id: b"B"})
+        # Only a rejoins; b stays silent past the 200 ms rebalance timeout.
+        again = await asyncio.wait_for(
+            c.join("g", a.member_id, None, "a", "h", 6000, 200, "consumer", PROTOS), 5)
+        assert again.error == 0 and again.generation == 2
+        assert set(c.group("g").members) == {a.member_id}
+        assert c.heartbeat("g", 1, b.member_id) == E.UnknownMemberId.errno
+
+    asyncio.run(run())
+
+
+def test_static_member_restart_fences_its_old_id(store: GroupStore) -> None:
+    async def run() -> None:
+        c = _coord(store)
+        first = await c.join("g", "", "instance-1", "a", "h", 6000, 3000, "consumer", PROTOS)
+        await c.sync("g", first.generation, first.member_id, {first.member_id: b"x"})
+        second = await c.join("g", "", "instance-1", "a", "h", 6000, 3000, "consumer", PROTOS)
+        assert second.error == 0 and second.member_id != first.member_id
+        assert list(c.group("g").members) == [second.member_id]
+        assert c.heartbeat("g", second.generation, first.member_id) == E.UnknownMemberId.errno
+
+    asyncio.run(run())
+
+
+def test_lookups_of_unknown_groups_are_not_remembered(store: GroupStore) -> None:
+    c = _coord(store)
+    for i in range(50):
+        assert c.heartbeat(f"random-{i}", 1, "m") == E.UnknownMemberId.errno
+        assert c.describe(f"other-{i}").members == {}
+    assert c.groups == {}
