@@ -49,7 +49,9 @@ class BrokerApp:
     def __init__(self, opts: ServeOptions) -> None:
         self.opts = opts
         opts.data_dir.mkdir(parents=True, exist_ok=True)
-        self.log = Log.open(opts.data_dir / "log", opts.log_config)
+        # The same layout as the embedded client, so `plait --data DIR ...` and
+        # `plait serve --data DIR` share one data dir (never at once: it is locked).
+        self.log = Log.open(opts.data_dir, opts.log_config)
         try:
             self.meta = _open_meta(opts.meta_url)
         except BaseException:

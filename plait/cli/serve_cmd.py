@@ -14,7 +14,7 @@ from plait.errors import PlaitError
 
 @click.command("serve")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("plait-data"), show_default=True, help="Log and metadata directory.")
+              default=None, help="Log and metadata directory [default: plait --data, ./plait-data].")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--kafka-port", default=9092, show_default=True, type=click.IntRange(0, 65535),
               help="Kafka protocol port (0 picks a free one).")
@@ -38,12 +38,16 @@ from plait.errors import PlaitError
               help="Log fsync policy: always, never, interval or interval:<ms>.")
 @click.option("--log-level", default="WARNING", show_default=True)
 def serve(
-    data_dir: Path, host: str, kafka_port: int, http_port: int, meta_url: str | None,
+    data_dir: Path | None, host: str, kafka_port: int, http_port: int, meta_url: str | None,
     advertised_host: str | None, auto_create: bool, default_partitions: int,
     max_request_mib: int, max_connections: int, max_inflight: int,
     group_initial_delay_ms: int, fsync: str | None, log_level: str,
 ) -> None:
     """Serve the embedded log to any Kafka client. Stops cleanly on SIGINT/SIGTERM."""
+    if data_dir is None:
+        # `plait --data DIR serve` means DIR, like every other subcommand.
+        root = click.get_current_context().find_root()
+        data_dir = Path(root.obj["data_dir"]) if isinstance(root.obj, dict) else Path("plait-data")
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from plait.broker.app import ServeOptions, run

@@ -116,3 +116,36 @@ def test_bench_json_has_the_contract_keys(tmp_path):
         assert isinstance(result[key], (int, float)), key
     assert result["events_per_s"] > 0
     assert result["p50_ms"] <= result["p99_ms"] <= result["p999_ms"]
+
+
+def test_serve_uses_the_root_data_option_and_the_same_layout(tmp_path):
+    import signal
+    import time
+
+    data = tmp_path / "root-data"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plait.cli.main", "--data", str(data), "serve", "--kafka-port", "0", "--http-port", "0"],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (data / ".lock").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (data / ".lock").exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    # What a client wrote through the broker is what the embedded CLI reads.
+    from plait.broker.testing import ServeProcess
+
+    broker = ServeProcess(data).start()
+    try:
+        made = plait_cli(data, "topic", "create", "shared", "--bootstrap", broker.bootstrap)
+        assert made.returncode == 0, made.stderr
+        sent = plait_cli(data, "produce", "shared", "--bootstrap", broker.bootstrap, stdin=b"one\ntwo\n")
+        assert sent.returncode == 0, sent.stderr
+    finally:
+        assert broker.stop() == 0
+    assert plait_cli(data, "topic", "list").stdout.split() == [b"shared"]
+    read = plait_cli(data, "consume", "shared", "--from-beginning", "--max-events", "2", "--timeout", "5")
+    assert read.stdout.split() == [b"one", b"two"]
