@@ -1,40 +1,42 @@
-"""A delivery checker: what was produced vs what consumers delivered.
+"""Record what real Kafka clients produced and delivered, and check it.
 
 Producers record (partition, offset, value) from their delivery reports; consumers
 record every message they hand to the application, stamped with a global sequence
-number taken under one lock, so hand-overs between members are ordered too. The report
-lists lost, duplicated and reordered messages; ``assert_exactly_once`` fails on any.
+number taken under one lock, so hand-overs between members are ordered too. The
+lost/duplicated/reordered judgement is the shared one in plait.fastlane.delivery;
+this module adds thread-safe recording and a check that each value is the one
+produced at its offset.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from plait.fastlane.delivery import DeliveryReport as StreamReport
+from plait.fastlane.delivery import check_delivery
 
 
-@dataclass
+@dataclass(frozen=True)
 class DeliveryReport:
-    produced: int
-    delivered: int
-    lost: list[tuple[int, int]] = field(default_factory=list)
-    duplicated: list[tuple[int, int]] = field(default_factory=list)
-    reordered: list[tuple[int, int, int]] = field(default_factory=list)  # partition, prev, offset
-    wrong_value: list[tuple[int, int]] = field(default_factory=list)
+    streams: StreamReport
+    wrong_value: list[tuple[int, int]]
+
+    @property
+    def produced(self) -> int:
+        return self.streams.produced
+
+    @property
+    def delivered(self) -> int:
+        return self.streams.delivered
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.duplicated or self.reordered or self.wrong_value)
+        return self.streams.ok and not self.wrong_value
 
     def summary(self) -> str:
-        return (
-            f"produced {self.produced}, delivered {self.delivered}: "
-            f"{len(self.lost)} lost (first {self.lost[:5]}), "
-            f"{len(self.duplicated)} duplicated (first {self.duplicated[:5]}), "
-            f"{len(self.reordered)} reordered (first {self.reordered[:5]}), "
-            f"{len(self.wrong_value)} with a wrong value (first {self.wrong_value[:5]})"
-        )
+        return f"{self.streams}; {len(self.wrong_value)} with a wrong value (first {self.wrong_value[:5]})"
 
 
 class DeliveryChecker:
@@ -62,22 +64,16 @@ class DeliveryChecker:
         with self._lock:
             delivered = sorted(self.delivered)
             produced = dict(self.produced)
-        rep = DeliveryReport(produced=len(produced), delivered=len(delivered))
-        seen: set[tuple[int, int]] = set()
-        last: dict[int, int] = defaultdict(lambda: -1)
+        per_partition: dict[int, list[int]] = {}
+        for part, off in sorted(produced):
+            per_partition.setdefault(part, []).append(off)
+        got: dict[int, list[int]] = {}
+        wrong = []
         for _seq, part, off, value, _who in delivered:
-            key = (part, off)
-            if key in seen:
-                rep.duplicated.append(key)
-                continue
-            seen.add(key)
-            if off <= last[part]:
-                rep.reordered.append((part, last[part], off))
-            last[part] = off
-            if produced.get(key, value) != value:
-                rep.wrong_value.append(key)
-        rep.lost = sorted(set(produced) - seen)
-        return rep
+            got.setdefault(part, []).append(off)
+            if produced.get((part, off), value) != value:
+                wrong.append((part, off))
+        return DeliveryReport(check_delivery(per_partition, got), wrong)
 
     def assert_exactly_once(self) -> DeliveryReport:
         rep = self.report()

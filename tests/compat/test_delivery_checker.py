@@ -25,8 +25,8 @@ def test_detects_loss_duplicate_reorder_and_wrong_value() -> None:
         c.record_delivered(0, off, b"v%d" % off)
     c.record_delivered(0, 4, b"other")
     rep = c.report()
-    assert rep.lost == [(0, 3)]
-    assert rep.duplicated == [(0, 2)]
-    assert rep.reordered == [(0, 2, 1)]
+    assert (rep.streams.lost, rep.streams.lost_examples) == (1, ((0, 3),))
+    assert (rep.streams.duplicated, rep.streams.duplicated_examples) == (1, ((0, 2),))
+    assert (rep.streams.reordered, rep.streams.reordered_examples) == (1, ((0, 1),))
     assert rep.wrong_value == [(0, 4)]
     assert not rep.ok
