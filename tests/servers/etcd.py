@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -22,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
+from . import free_port, missing_server
 
 # Short Raft timers: elections after a SIGKILL finish in about a second, and etcd's
 # minimum lease TTL (1.5 election timeouts) drops to 1s, which keeps lease tests fast.
@@ -37,16 +36,8 @@ def etcd_binary() -> str:
     )
     if found is None:
         msg = "etcd not installed (Debian package etcd-server); the etcd backend was not tested"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
+        missing_server(msg)
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _post(url: str, body: dict[str, object], timeout: float = 2.0) -> dict[str, object]:
