@@ -6,17 +6,15 @@ last value, a number out of float range or an unpaired UTF-16 surrogate escape
 rejects the record). A record that does not fit is reported with msgspec's reason and its
 position.
 
-Fast path (why two paths): pyarrow's multi-threaded C++ JSON reader decodes a whole batch
-several times faster than a per-record decoder. It is used only under conditions where its
-result matches the per-record contract (tests/property/test_process_decode.py checks this): every record is one line starting with ``{``, the reader
-returns exactly one row per record and accepts the batch as a whole, and strings are valid
-UTF-8. Otherwise (any bad record, a duplicate key, ...) the batch takes the per-record
-path, whose result is the reference.
+Fast path (JSON): :mod:`plait.process.cpu.fast_json` decodes the whole batch with numba
+kernels and re-decodes, one by one on the per-record path, only the records it cannot prove
+it decoded exactly as msgspec would; so results and dead letters are the per-record path's
+(tests/property/test_process_fast_json.py checks this). msgpack and schemas with binary
+fields take the per-record path.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,8 +22,8 @@ from typing import Any
 import msgspec
 import numpy as np
 import pyarrow as pa
-import pyarrow.json as pajson
 
+from plait.process.cpu.fast_json import decode_json_fast
 from plait.process.schema import Schema
 
 
@@ -65,51 +63,11 @@ def decode_records(
     values: Sequence[bytes], schema: Schema, fmt: str = "json"
 ) -> DecodeResult:
     """Decode ``values`` (one JSON document or msgpack map each) into ``schema``'s columns."""
-    if fmt == "json" and "binary" not in {k for _, k in schema.fields}:
-        fast = _fast_json(values, schema)
+    if fmt == "json":
+        fast = decode_json_fast(values, schema, _per_record)
         if fast is not None:
-            return fast
+            return DecodeResult(*fast)
     return _per_record(values, schema, fmt)
-
-
-def _fast_json(values: Sequence[bytes], schema: Schema) -> DecodeResult | None:
-    n = len(values)
-    if n == 0:
-        return None
-    buf = b"\n".join(values)
-    # Each record must be exactly one line opening an object, else alignment is not provable
-    # (and pyarrow crashes on a top-level ``null`` line in some versions).
-    if (
-        buf.count(b"\n") != n - 1
-        or buf.count(b"\n{") != n - 1
-        or not buf.startswith(b"{")
-        or b"\r" in buf
-    ):
-        return None
-    try:
-        table = pajson.read_json(
-            io.BytesIO(buf),
-            # ~1 MiB blocks measured fastest: larger blocks fall out of cache
-            read_options=pajson.ReadOptions(block_size=1 << 20),
-            parse_options=pajson.ParseOptions(
-                explicit_schema=schema.arrow(), unexpected_field_behavior="ignore"
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-    if table.num_rows != n:
-        return None
-    table = table.select(schema.names).combine_chunks()
-    try:
-        for col in table.columns:
-            col.validate(full=True)  # rejects invalid UTF-8 the reader let through
-    except pa.ArrowInvalid:
-        return None
-    batches = table.to_batches()
-    batch = (
-        batches[0] if batches else pa.RecordBatch.from_pylist([], schema=schema.arrow())
-    )
-    return DecodeResult(batch, np.arange(n, dtype=np.int64))
 
 
 def _per_record(values: Sequence[bytes], schema: Schema, fmt: str) -> DecodeResult:

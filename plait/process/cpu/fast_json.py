@@ -1,0 +1,269 @@
+"""Fast JSON decode: numba kernels over a whole batch, the exact per-record path for the rest.
+
+Contract: :func:`decode_json_fast` returns exactly what the per-record reference
+(``decode._per_record``, msgspec's typed decoder) returns for the same input: the same rows
+in input order, the same values (float bits included), the same dead-letter positions and
+reasons. The kernels in :mod:`plait.process.cpu._json_numba` decode every record they can
+prove exact and flag the others; flagged records go through the reference one by one and
+are merged back in input order. A batch of clean events creates no Python object per
+record: the kernels read each ``bytes`` record in place (see :func:`bytes_layout`).
+
+Large batches are split into row ranges decoded on threads (the kernels release the GIL).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from plait.process.cpu import _json_numba as K
+from plait.process.schema import Schema
+
+if TYPE_CHECKING:
+    from plait.process.cpu.decode import DecodeResult
+
+_KIND = {"int": K.K_INT, "float": K.K_FLOAT, "bool": K.K_BOOL, "string": K.K_STRING}
+MAX_FIELDS = 63  # duplicate detection keeps one bit per declared field in an int64
+MIN_ROWS_PER_THREAD = 16_384  # below this, thread hand-off costs more than it saves
+_I32_MAX = 2**31 - 1
+
+Decoded = tuple[pa.RecordBatch, np.ndarray, list[tuple[int, str]]]
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _threads() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def _run(tasks: list[Callable[[], object]]) -> list[object]:
+    """Run ``tasks`` on the shared pool (inline when there is only one)."""
+    global _pool
+    if len(tasks) == 1:
+        return [tasks[0]()]
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(_threads(), thread_name_prefix="plait-json")
+    return [f.result() for f in [_pool.submit(t) for t in tasks]]
+
+
+def _ranges(n: int) -> list[tuple[int, int]]:
+    parts = max(1, min(_threads(), n // MIN_ROWS_PER_THREAD))
+    bounds = [n * k // parts for k in range(parts + 1)]
+    return list(itertools.pairwise(bounds))
+
+
+class _Plan:
+    """Per-schema constant inputs of the kernels (cached: schemas are few and frozen)."""
+
+    def __init__(self, schema: Schema) -> None:
+        encoded = [n.encode("utf-8") for n in schema.names]
+        self.names = np.frombuffer(b"".join(encoded) or b"\0", dtype=np.uint8)
+        self.name_offs = np.cumsum([0] + [len(b) for b in encoded], dtype=np.int64)
+        # one masked word per name for the kernel's fast key compare (see K.scan)
+        self.name_words = np.zeros(len(encoded), dtype=np.uint64)
+        self.name_masks = np.zeros(len(encoded), dtype=np.uint64)
+        for j, b in enumerate(encoded):
+            plain = all(c >= 0x20 and c not in b'"\\' for c in b)
+            if plain and len(b) <= 8:
+                self.name_words[j] = int.from_bytes(b, "little")
+                self.name_masks[j] = (1 << (8 * len(b))) - 1
+            else:
+                self.name_words[j] = 1  # never equals a word masked with 0
+        self.kinds = np.array([_KIND[k] for _, k in schema.fields], dtype=np.int64)
+        counts = dict.fromkeys(_KIND.values(), 0)
+        slots = []
+        for k in self.kinds:
+            slots.append(counts[int(k)])
+            counts[int(k)] += 1
+        self.slots = np.array(slots, dtype=np.int64)
+        self.counts = counts
+        self.arrow = schema.arrow()
+
+
+_PLANS: dict[Schema, _Plan] = {}
+
+
+def supported(schema: Schema) -> bool:
+    """Whether the kernels can decode ``schema`` (binary fields and very wide schemas cannot)."""
+    return len(schema.fields) <= MAX_FIELDS and all(
+        k in _KIND for _, k in schema.fields
+    )
+
+
+def decode_json_fast(
+    values: Sequence[bytes],
+    schema: Schema,
+    per_record: Callable[[Sequence[bytes], Schema, str], DecodeResult],
+) -> Decoded | None:
+    """Decode JSON ``values`` under ``schema``: (rows in input order, their input indices,
+    (position, reason) of each dead letter); None when this path cannot take the batch
+    (unsupported schema, a string column past 2 GiB) and the caller must use ``per_record``.
+    """
+    n = len(values)
+    layout = bytes_layout()
+    if n == 0 or layout is None or not supported(schema):
+        return None
+    plan = _PLANS.get(schema)
+    if plan is None:
+        plan = _PLANS[schema] = _Plan(schema)
+    # Records are read in place. The object array holds a reference to each record for
+    # the whole call, whatever the caller does to ``values`` meanwhile.
+    objs = np.empty(n, dtype=object)
+    objs[:] = values
+    objs_addr = objs.ctypes.data
+
+    c = plan.counts
+    flags = _empty((n,), np.uint8)
+    ivals = _empty((c[K.K_INT], n), np.int64)
+    fvals = _empty((c[K.K_FLOAT], n), np.float64)
+    bvals = _empty((c[K.K_BOOL], n), np.uint8)
+    valid = _empty((len(plan.kinds), n), np.uint8)
+    valid[:] = 0
+    s_start = _empty((c[K.K_STRING], n), np.int32)
+    s_len = _empty((c[K.K_STRING], n), np.int32)
+
+    def scan(lo: int, hi: int) -> Callable[[], object]:
+        return lambda: K.scan(
+            objs_addr, layout, lo, hi, plan.names, plan.name_offs, plan.name_words,
+            plan.name_masks, plan.kinds, plan.slots,
+            ivals, fvals, bvals, valid, s_start, s_len, flags,
+        )  # fmt: skip
+
+    ranges = _ranges(n)
+    n_flagged = sum(int(x) for x in _run([scan(lo, hi) for lo, hi in ranges]))  # type: ignore[call-overload]
+
+    columns: list[pa.Array] = []
+    for j, (field, kind) in enumerate(zip(plan.arrow, plan.kinds)):
+        slot = int(plan.slots[j])
+        ok = valid[j]
+        if n_flagged:  # flagged rows are replaced in _merge: keep their cells null
+            ok = ok & (flags == 0)
+        n_valid = int(np.count_nonzero(ok))
+        bitmap = (
+            None if n_valid == n else pa.py_buffer(np.packbits(ok, bitorder="little"))
+        )
+        if kind == K.K_STRING:
+            offs = K.string_offsets(s_len, slot, j, valid, flags)
+            if offs[-1] > _I32_MAX:
+                return None
+            out = _empty((int(offs[-1]),), np.uint8)
+            _run([_filler(objs_addr, layout[1], s_start, s_len, slot, offs, out, lo, hi)
+                  for lo, hi in ranges])  # fmt: skip
+            bufs = [bitmap, pa.py_buffer(offs.astype(np.int32)), pa.py_buffer(out)]
+        elif kind == K.K_BOOL:
+            bits = np.packbits(bvals[slot] & ok, bitorder="little")
+            bufs = [bitmap, pa.py_buffer(bits)]
+        else:
+            vals = ivals[slot] if kind == K.K_INT else fvals[slot]
+            bufs = [
+                bitmap,
+                pa.py_buffer(np.where(ok, vals, 0) if n_valid != n else vals),
+            ]
+        columns.append(
+            pa.Array.from_buffers(field.type, n, bufs, null_count=n - n_valid)
+        )
+    del objs  # the kernels are done with the records
+    batch = pa.RecordBatch.from_arrays(columns, schema=plan.arrow)
+    if not n_flagged:
+        return batch, np.arange(n, dtype=np.int64), []
+    return _merge(values, schema, batch, flags, per_record)
+
+
+_LAYOUT: list[tuple[int, int] | None] = []
+
+
+def bytes_layout() -> tuple[int, int] | None:
+    """(address of the ``bytes`` type, payload offset in a ``bytes`` object), or None when
+    this interpreter does not lay ``bytes`` out as the kernels read them.
+
+    Why read objects in place: copying a batch into one buffer was the largest single cost
+    of the decode (a fresh 200 MB for a 1M-event batch). The kernels read CPython's
+    PyBytesObject: ob_type at +8, ob_size at +16, the payload (NUL-terminated) at a fixed
+    offset. Checked here once, on probes, through the buffer protocol and ctypes.
+    """
+    if not _LAYOUT:
+        _LAYOUT.append(_probe_layout())
+    return _LAYOUT[0]
+
+
+def _probe_layout() -> tuple[int, int] | None:
+    probes = [b"", b"x", b"plait" * 100, bytes(range(256)) * 4000]
+    offsets = set()
+    for b in probes:
+        addr = id(b)
+        payload = np.frombuffer(b, dtype=np.uint8).ctypes.data - addr if b else None
+        if ctypes.c_void_p.from_address(addr + 8).value != id(bytes):
+            return None
+        if ctypes.c_ssize_t.from_address(addr + 16).value != len(b):
+            return None
+        if payload is not None:
+            offsets.add(payload)
+    if len(offsets) != 1:
+        return None
+    payload = offsets.pop()
+    if any(
+        ctypes.c_char.from_address(id(b) + payload + len(b)).value != b"\0"
+        for b in probes
+    ):
+        return None
+    return id(bytes), payload
+
+
+def _empty(shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    """An uninitialised array in Arrow's memory pool.
+
+    Why not ``np.empty``: large numpy allocations are fresh mmaps each time, and their
+    first-touch page faults cost as much as the decode of a 1M-event batch; Arrow's pool
+    hands back memory it already faulted in for an earlier batch.
+    """
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    buf = pa.allocate_buffer(max(size, 1))
+    return np.frombuffer(buf, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+
+
+def _filler(
+    objs: int,
+    payload: int,
+    s_start: np.ndarray,
+    s_len: np.ndarray,
+    slot: int,
+    offs: np.ndarray,
+    out: np.ndarray,
+    lo: int,
+    hi: int,
+) -> Callable[[], object]:
+    return lambda: K.string_fill(objs, payload, s_start, s_len, slot, offs, lo, hi, out)
+
+
+def _merge(
+    values: Sequence[bytes],
+    schema: Schema,
+    fast: pa.RecordBatch,
+    flags: np.ndarray,
+    per_record: Callable[[Sequence[bytes], Schema, str], DecodeResult],
+) -> Decoded:
+    """Re-decode the flagged records with the reference and splice them back in order."""
+    n = len(values)
+    flagged = np.flatnonzero(flags)
+    slow = per_record([values[int(i)] for i in flagged], schema, "json")
+    slow_good = flagged[slow.good]
+    errors = [(int(flagged[p]), reason) for p, reason in slow.errors]
+    # Row r of the output comes from the fast batch (index r) or the slow batch (n + k).
+    source = np.arange(n, dtype=np.int64)
+    source[slow_good] = n + np.arange(len(slow_good), dtype=np.int64)
+    keep = np.ones(n, dtype=bool)
+    keep[flagged] = False
+    keep[slow_good] = True
+    good = np.flatnonzero(keep).astype(np.int64)
+    both = pa.concat_batches([fast, slow.batch]) if len(slow_good) else fast
+    return both.take(pa.array(source[good])), good, errors
