@@ -1,10 +1,8 @@
 """numba lexing helpers for :mod:`plait.process.cpu._json_numba`: whitespace, strings (with
 escapes and UTF-8 validation), numbers, literals, and skipping any value.
 
-Every helper reads bytes through a raw address (``ptr``, an int) rather than a numpy array.
-Why: numba reference-counts array arguments on every call, and those atomic updates cost
-more than parsing a whole field; an int argument costs nothing. The caller keeps the array
-alive and guarantees every position passed in lies inside it.
+Every helper reads bytes at raw addresses (``ptr + p``, see :mod:`._native` for why), not
+through numpy arrays; the caller keeps the memory alive and every position in range.
 
 Each helper returns the position after what it read, or -1 when the input is not what the
 JSON grammar (RFC 8259) allows there, or when the value cannot be proven exact (see
@@ -14,11 +12,9 @@ JSON grammar (RFC 8259) allows there, or when the value cannot be proven exact (
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.core import cgutils
-from numba.cpython.unsafe.numbers import trailing_zeros
-from numba.extending import intrinsic
+from numba import njit
+
+from plait.process.cpu._native import at, load_u64, trailing_zeros_u64
 
 # Field kinds, as the caller encodes them in ``kinds``.
 K_INT = 0
@@ -41,87 +37,6 @@ _HIGHS = np.uint64(0x8080808080808080)
 _QUOTES = np.uint64(0x2222222222222222)
 _BSLASHES = np.uint64(0x5C5C5C5C5C5C5C5C)
 _SPACES = np.uint64(0x2020202020202020)
-
-
-@intrinsic
-def at(typingctx, ptr, pos):  # type: ignore[no-untyped-def]
-    """The byte at address ``ptr + pos``, as an int64 (no bounds check: callers keep pos in
-    range)."""
-
-    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
-        addr = builder.inttoptr(
-            builder.add(args[0], args[1]), ir.IntType(8).as_pointer()
-        )
-        return builder.zext(builder.load(addr), ir.IntType(64))
-
-    return types.int64(types.int64, types.int64), codegen
-
-
-@intrinsic
-def load_u64(typingctx, ptr, pos):  # type: ignore[no-untyped-def]
-    """The 8 bytes at ``ptr + pos`` as a little-endian uint64, unaligned (pos + 8 <= len)."""
-
-    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
-        addr = builder.add(args[0], args[1])
-        return builder.load(
-            builder.inttoptr(addr, ir.IntType(64).as_pointer()), align=1
-        )
-
-    return types.uint64(types.int64, types.int64), codegen
-
-
-def _store(width: int):  # type: ignore[no-untyped-def]
-    """An intrinsic ``store(ptr, index, value)``: write ``value`` as a ``width``-bit int at
-    ``ptr + index * width / 8`` (floats are stored as their bits, see :func:`f64_bits`)."""
-
-    @intrinsic
-    def store(typingctx, ptr, index, value):  # type: ignore[no-untyped-def]
-        def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
-            ty = ir.IntType(width)
-            offset = builder.mul(args[1], ir.Constant(ir.IntType(64), width // 8))
-            addr = builder.inttoptr(builder.add(args[0], offset), ty.as_pointer())
-            val = args[2]
-            if isinstance(sig.args[2], types.Float):
-                val = builder.bitcast(val, ir.IntType(64))
-            builder.store(builder.trunc(val, ty) if width < 64 else val, addr)
-            return context.get_dummy_value()
-
-        return types.none(types.int64, types.int64, value), codegen
-
-    return store
-
-
-@intrinsic
-def copy_bytes(typingctx, dst, src, size):  # type: ignore[no-untyped-def]
-    """memcpy ``size`` bytes from address ``src`` to address ``dst`` (they do not overlap)."""
-
-    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
-        i8p = ir.IntType(8).as_pointer()
-        d = builder.inttoptr(args[0], i8p)
-        s = builder.inttoptr(args[1], i8p)
-        cgutils.raw_memcpy(builder, d, s, args[2], 1)
-        return context.get_dummy_value()
-
-    return types.none(types.int64, types.int64, types.int64), codegen
-
-
-@intrinsic
-def load_i64(typingctx, ptr, index):  # type: ignore[no-untyped-def]
-    """The int64 at ``ptr + 8 * index``."""
-
-    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
-        offset = builder.mul(args[1], ir.Constant(ir.IntType(64), 8))
-        addr = builder.add(args[0], offset)
-        return builder.load(
-            builder.inttoptr(addr, ir.IntType(64).as_pointer()), align=1
-        )
-
-    return types.int64(types.int64, types.int64), codegen
-
-
-store_u8 = _store(8)
-store_i32 = _store(32)
-store_i64 = _store(64)  # also takes a float64 value, stored bit for bit
 
 
 @njit(cache=True, nogil=True)
@@ -251,7 +166,7 @@ def string(ptr: int, p: int, end: int) -> tuple[int, int]:
                 p += 8
                 out += 8
                 continue
-            k = np.int64(trailing_zeros(hits) >> 3)  # the lowest report is always real
+            k = trailing_zeros_u64(hits) >> 3  # the lowest report is always real
             p += k
             out += k
         elif p >= end:
@@ -373,9 +288,9 @@ def number(ptr: int, p: int, end: int, want: int) -> tuple[int, bool, int, float
         e10 = exp - frac
         if e10 < -22 or e10 > 22:
             return p, False, 0, 0.0
-        v = float(mant)
-        v = v * _POW10[e10] if e10 >= 0 else v / _POW10[-e10]
-        return p, True, 0, -v if neg else v
+        fv = float(mant)
+        fv = fv * _POW10[e10] if e10 >= 0 else fv / _POW10[-e10]
+        return p, True, 0, -fv if neg else fv
     return p, False, 0, 0.0
 
 
@@ -443,9 +358,9 @@ def skip(ptr: int, p: int, end: int) -> int:
                 return -1
             obj = c == 123
             if obj:
-                kinds |= np.int64(1) << depth
+                kinds |= 1 << depth
             else:
-                kinds &= ~(np.int64(1) << depth)
+                kinds &= ~(1 << depth)
             depth += 1
             p = ws(ptr, p + 1, end)
             if p < end and at(ptr, p) == (125 if obj else 93):

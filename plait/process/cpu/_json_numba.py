@@ -12,7 +12,7 @@ Contract (the caller, :mod:`plait.process.cpu.fast_json`, relies on it): for eac
 the record is re-decoded by the reference. A flag is never wrong, it only costs time.
 Flagged: anything but one JSON object with optional surrounding whitespace, malformed JSON
 anywhere (also inside ignored values), a declared key seen twice (msgspec keeps the last),
-an escaped key, a value of the wrong JSON type, ints past int64, floats that Clinger's
+a value of the wrong JSON type, ints past int64, floats that Clinger's
 exact fast path cannot compute, lone surrogate escapes, invalid UTF-8 in any string, and
 nesting past ``_json_lex.MAX_DEPTH``.
 
@@ -32,19 +32,21 @@ from plait.process.cpu._json_lex import (
     K_INT,
     K_STRING,
     QUOTE,
-    at,
-    copy_bytes,
     escape,
     literal,
-    load_i64,
-    load_u64,
     number,
     skip,
+    string,
+    ws,
+)
+from plait.process.cpu._native import (
+    at,
+    copy_bytes,
+    load_i64,
+    load_u64,
     store_i32,
     store_i64,
     store_u8,
-    string,
-    ws,
 )
 
 _I32_MAX = 2**31 - 1
@@ -61,20 +63,44 @@ __all__ = [
 
 
 @njit(cache=True, nogil=True)
-def _find_key(ptr: int, ks: int, ke: int, names: int, name_offs: int, nf: int) -> int:
-    """Index of the declared field whose UTF-8 name equals the bytes ks..ke, or -1.
+def _utf8_byte(cp: int, n: int, k: int) -> int:
+    """Byte ``k`` of the ``n``-byte UTF-8 encoding of code point ``cp``."""
+    if n == 1:
+        return cp
+    if k == 0:
+        return (0xF00 >> n) & 0xFF | (cp >> (6 * (n - 1)))
+    return 0x80 | ((cp >> (6 * (n - 1 - k))) & 0x3F)
 
-    ``names``/``name_offs`` are the addresses of the concatenated names and their int64
-    offsets (addresses, not arrays: see _value)."""
-    klen = ke - ks
+
+@njit(cache=True, nogil=True)
+def _find_key(
+    ptr: int, ks: int, ke: int, dlen: int, names: int, name_offs: int, nf: int
+) -> int:
+    """Index of the declared field whose UTF-8 name equals the key whose raw body is
+    ks..ke and decoded length ``dlen`` (escapes decoded as compared), or -1.
+
+    The key was validated by ``string``. ``names``/``name_offs`` are the addresses of the
+    concatenated names and their int64 offsets (addresses, not arrays: see _value)."""
     for j in range(nf):
         a = load_i64(name_offs, j)
-        if load_i64(name_offs, j + 1) - a != klen:
+        if load_i64(name_offs, j + 1) - a != dlen:
             continue
-        k = 0
-        while k < klen and at(ptr, ks + k) == at(names, a + k):
-            k += 1
-        if k == klen:
+        q = ks
+        same = True
+        while same and q < ke:
+            c = at(ptr, q)
+            if c != BSLASH:
+                same = c == at(names, a)
+                q += 1
+                a += 1
+                continue
+            used, cp, n = escape(ptr, q, ke)
+            for k in range(n):
+                if _utf8_byte(cp, n, k) != at(names, a + k):
+                    same = False
+            q += used
+            a += n
+        if same:
             return j
     return -1
 
@@ -161,11 +187,9 @@ def scan(
                         p = ks + size_j + 1
                     else:
                         p, klen = string(0, ks, e)
-                        if (
-                            p < 0 or klen != p - 1 - ks
-                        ):  # malformed, or escaped: msgspec unescapes
+                        if p < 0:
                             break
-                        j = _find_key(0, ks, p - 1, names_ptr, offs_ptr, nf)
+                        j = _find_key(0, ks, p - 1, klen, names_ptr, offs_ptr, nf)
                     p = ws(0, p, e)
                     if p >= e or at(0, p) != 58:
                         break
@@ -175,7 +199,7 @@ def scan(
                     if j < 0:
                         p = skip(0, p, e)
                     else:
-                        bit = np.int64(1) << j
+                        bit = 1 << j
                         if seen & bit:
                             break
                         seen |= bit

@@ -19,6 +19,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -100,6 +101,71 @@ def supported(schema: Schema) -> bool:
     )
 
 
+@dataclass
+class _Scan:
+    """The kernels' view of one batch: the records (kept alive here) and the cells."""
+
+    objs: np.ndarray  # object array: holds a reference to each record while kernels run
+    flags: np.ndarray
+    n_flagged: int
+    ivals: np.ndarray
+    fvals: np.ndarray
+    bvals: np.ndarray
+    valid: np.ndarray
+    s_start: np.ndarray
+    s_len: np.ndarray
+    ranges: list[tuple[int, int]]
+
+
+def _scan(values: Sequence[bytes], plan: _Plan, layout: tuple[int, int]) -> _Scan:
+    n = len(values)
+    objs = np.empty(n, dtype=object)
+    objs[:] = values
+    objs_addr = objs.ctypes.data
+    c = plan.counts
+    valid = _empty((len(plan.kinds), n), np.uint8)
+    valid[:] = 0
+    sc = _Scan(
+        objs,
+        _empty((n,), np.uint8),
+        0,
+        _empty((c[K.K_INT], n), np.int64),
+        _empty((c[K.K_FLOAT], n), np.float64),
+        _empty((c[K.K_BOOL], n), np.uint8),
+        valid,
+        _empty((c[K.K_STRING], n), np.int32),
+        _empty((c[K.K_STRING], n), np.int32),
+        _ranges(n),
+    )
+
+    def task(lo: int, hi: int) -> Callable[[], object]:
+        return lambda: K.scan(
+            objs_addr, layout, lo, hi, plan.names, plan.name_offs, plan.name_words,
+            plan.name_masks, plan.kinds, plan.slots, sc.ivals, sc.fvals, sc.bvals,
+            sc.valid, sc.s_start, sc.s_len, sc.flags,
+        )  # fmt: skip
+
+    sc.n_flagged = sum(int(x) for x in _run([task(lo, hi) for lo, hi in sc.ranges]))  # type: ignore[call-overload]
+    return sc
+
+
+def _plan(schema: Schema) -> _Plan:
+    plan = _PLANS.get(schema)
+    if plan is None:
+        plan = _PLANS[schema] = _Plan(schema)
+    return plan
+
+
+def flagged_positions(values: Sequence[bytes], schema: Schema) -> list[int] | None:
+    """Positions of the records the kernels hand to the per-record path (None: the whole
+    batch would take it). For tests and diagnostics: a batch whose clean records show up
+    here decodes correctly but slowly."""
+    layout = bytes_layout()
+    if not values or layout is None or not supported(schema):
+        return None
+    return np.flatnonzero(_scan(values, _plan(schema), layout).flags).tolist()
+
+
 def decode_json_fast(
     values: Sequence[bytes],
     schema: Schema,
@@ -113,70 +179,44 @@ def decode_json_fast(
     layout = bytes_layout()
     if n == 0 or layout is None or not supported(schema):
         return None
-    plan = _PLANS.get(schema)
-    if plan is None:
-        plan = _PLANS[schema] = _Plan(schema)
-    # Records are read in place. The object array holds a reference to each record for
-    # the whole call, whatever the caller does to ``values`` meanwhile.
-    objs = np.empty(n, dtype=object)
-    objs[:] = values
-    objs_addr = objs.ctypes.data
-
-    c = plan.counts
-    flags = _empty((n,), np.uint8)
-    ivals = _empty((c[K.K_INT], n), np.int64)
-    fvals = _empty((c[K.K_FLOAT], n), np.float64)
-    bvals = _empty((c[K.K_BOOL], n), np.uint8)
-    valid = _empty((len(plan.kinds), n), np.uint8)
-    valid[:] = 0
-    s_start = _empty((c[K.K_STRING], n), np.int32)
-    s_len = _empty((c[K.K_STRING], n), np.int32)
-
-    def scan(lo: int, hi: int) -> Callable[[], object]:
-        return lambda: K.scan(
-            objs_addr, layout, lo, hi, plan.names, plan.name_offs, plan.name_words,
-            plan.name_masks, plan.kinds, plan.slots,
-            ivals, fvals, bvals, valid, s_start, s_len, flags,
-        )  # fmt: skip
-
-    ranges = _ranges(n)
-    n_flagged = sum(int(x) for x in _run([scan(lo, hi) for lo, hi in ranges]))  # type: ignore[call-overload]
-
+    plan = _plan(schema)
+    sc = _scan(values, plan, layout)
+    objs_addr = sc.objs.ctypes.data
     columns: list[pa.Array] = []
     for j, (field, kind) in enumerate(zip(plan.arrow, plan.kinds)):
         slot = int(plan.slots[j])
-        ok = valid[j]
-        if n_flagged:  # flagged rows are replaced in _merge: keep their cells null
-            ok = ok & (flags == 0)
+        ok = sc.valid[j]
+        if sc.n_flagged:  # flagged rows are replaced in _merge: keep their cells null
+            ok = ok & (sc.flags == 0)
         n_valid = int(np.count_nonzero(ok))
         bitmap = (
             None if n_valid == n else pa.py_buffer(np.packbits(ok, bitorder="little"))
         )
         if kind == K.K_STRING:
-            offs = K.string_offsets(s_len, slot, j, valid, flags)
+            offs = K.string_offsets(sc.s_len, slot, j, sc.valid, sc.flags)
             if offs[-1] > _I32_MAX:
                 return None
             out = _empty((int(offs[-1]),), np.uint8)
-            _run([_filler(objs_addr, layout[1], s_start, s_len, slot, offs, out, lo, hi)
-                  for lo, hi in ranges])  # fmt: skip
+            _run([
+                _filler(objs_addr, layout[1], sc.s_start, sc.s_len, slot, offs, out, lo, hi)
+                for lo, hi in sc.ranges
+            ])  # fmt: skip
             bufs = [bitmap, pa.py_buffer(offs.astype(np.int32)), pa.py_buffer(out)]
         elif kind == K.K_BOOL:
-            bits = np.packbits(bvals[slot] & ok, bitorder="little")
+            bits = np.packbits(sc.bvals[slot] & ok, bitorder="little")
             bufs = [bitmap, pa.py_buffer(bits)]
         else:
-            vals = ivals[slot] if kind == K.K_INT else fvals[slot]
-            bufs = [
-                bitmap,
-                pa.py_buffer(np.where(ok, vals, 0) if n_valid != n else vals),
-            ]
+            vals = sc.ivals[slot] if kind == K.K_INT else sc.fvals[slot]
+            if n_valid != n:
+                vals = np.where(ok, vals, 0)  # defined bytes under nulls
+            bufs = [bitmap, pa.py_buffer(vals)]
         columns.append(
             pa.Array.from_buffers(field.type, n, bufs, null_count=n - n_valid)
         )
-    del objs  # the kernels are done with the records
     batch = pa.RecordBatch.from_arrays(columns, schema=plan.arrow)
-    if not n_flagged:
+    if not sc.n_flagged:
         return batch, np.arange(n, dtype=np.int64), []
-    return _merge(values, schema, batch, flags, per_record)
+    return _merge(values, schema, batch, sc.flags, per_record)
 
 
 _LAYOUT: list[tuple[int, int] | None] = []
