@@ -58,7 +58,7 @@ __all__ = [
     "K_STRING",
     "scan",
     "string_fill",
-    "string_offsets",
+    "string_totals",
 ]
 
 
@@ -277,19 +277,25 @@ def _value(
 
 
 @njit(cache=True, nogil=True)
-def string_offsets(
-    s_len: np.ndarray, slot: int, field: int, valid: np.ndarray, flags: np.ndarray
+def string_totals(
+    s_len: np.ndarray,
+    valid: np.ndarray,
+    flags: np.ndarray,
+    fields: np.ndarray,
+    lo: int,
+    hi: int,
 ) -> np.ndarray:
-    """Arrow offsets of one string column (int64; null and flagged rows are empty)."""
-    n = flags.shape[0]
-    out = np.empty(n + 1, dtype=np.int64)
-    acc = 0
-    out[0] = 0
-    for i in range(n):
-        if valid[field, i] and not flags[i]:
-            acc += abs(s_len[slot, i])
-        out[i + 1] = acc
-    return out
+    """Decoded bytes in rows lo..hi of each string column ``k`` (field ``fields[k]``);
+    null and flagged rows hold none."""
+    totals = np.zeros(fields.shape[0], dtype=np.int64)
+    for k in range(fields.shape[0]):
+        j = fields[k]
+        acc = 0
+        for i in range(lo, hi):
+            if valid[j, i] and not flags[i]:
+                acc += abs(s_len[k, i])
+        totals[k] = acc
+    return totals
 
 
 @njit(cache=True, nogil=True)
@@ -298,49 +304,58 @@ def string_fill(
     payload: int,
     s_start: np.ndarray,
     s_len: np.ndarray,
-    slot: int,
-    out_offs: np.ndarray,
+    valid: np.ndarray,
+    flags: np.ndarray,
+    fields: np.ndarray,
     lo: int,
     hi: int,
-    out: np.ndarray,
+    bases: np.ndarray,
+    offs: np.ndarray,
+    outs: np.ndarray,
 ) -> None:
-    """Copy (unescaping where needed) rows lo..hi of one string column into ``out``.
+    """Arrow offsets and bytes of rows lo..hi of every string column ``k``.
 
-    Only rows with a non-empty slot in ``out_offs`` are read, so null and flagged rows'
-    stale cells are never used. Escaped bodies were validated by :func:`scan`, so decoding
-    stops exactly at the slot's end.
+    Column k's bytes for these rows start at ``bases[k]`` in the buffer at address
+    ``outs[k]`` (the caller sums :func:`string_totals` of earlier ranges), and
+    ``offs[k, i + 1]`` is written for each row i (``offs[k, 0]`` by the range holding row
+    0). Null and flagged rows are empty. Rows go outer so each record is read once, while
+    cached; escaped bodies were validated by :func:`scan`, so decoding them stops exactly
+    at their length.
     """
-    optr = out.ctypes.data
+    ns = fields.shape[0]
+    q = bases.copy()
+    if lo == 0:
+        for k in range(ns):
+            offs[k, 0] = 0
     for i in range(lo, hi):
-        q = out_offs[i]
-        qe = out_offs[i + 1]
-        if q == qe:
+        rec = load_i64(objs, i) + payload
+        keep = not flags[i]
+        for k in range(ns):
+            n = s_len[k, i]
+            if keep and valid[fields[k], i]:
+                _put(rec + s_start[k, i], n, outs[k] + q[k])
+                q[k] += abs(n)
+            offs[k, i + 1] = q[k]
+
+
+@njit(cache=True, nogil=True)
+def _put(p: int, n: int, dst: int) -> None:
+    """Write the string body at address ``p`` (decoded length ``abs(n)``, escaped when
+    ``n`` < 0) as UTF-8 at address ``dst``."""
+    if n >= 0:
+        copy_bytes(dst, p, n)
+        return
+    q = dst
+    qe = dst - n
+    while q < qe:
+        c = at(0, p)
+        if c != BSLASH:
+            store_u8(q, 0, c)
+            q += 1
+            p += 1
             continue
-        p = load_i64(objs, i) + payload + s_start[slot, i]
-        if s_len[slot, i] > 0:
-            copy_bytes(optr + q, p, qe - q)
-            continue
-        while q < qe:
-            c = at(0, p)
-            if c != BSLASH:
-                store_u8(optr, q, c)
-                q += 1
-                p += 1
-                continue
-            used, cp, n = escape(0, p, p + 12)  # validated: the escape is complete
-            p += used
-            if n == 1:
-                store_u8(optr, q, cp)
-            elif n == 2:
-                store_u8(optr, q, 0xC0 | (cp >> 6))
-                store_u8(optr, q + 1, 0x80 | (cp & 0x3F))
-            elif n == 3:
-                store_u8(optr, q, 0xE0 | (cp >> 12))
-                store_u8(optr, q + 1, 0x80 | ((cp >> 6) & 0x3F))
-                store_u8(optr, q + 2, 0x80 | (cp & 0x3F))
-            else:
-                store_u8(optr, q, 0xF0 | (cp >> 18))
-                store_u8(optr, q + 1, 0x80 | ((cp >> 12) & 0x3F))
-                store_u8(optr, q + 2, 0x80 | ((cp >> 6) & 0x3F))
-                store_u8(optr, q + 3, 0x80 | (cp & 0x3F))
-            q += n
+        used, cp, m = escape(0, p, p + 12)  # validated: the escape is complete
+        p += used
+        for k in range(m):
+            store_u8(q, k, _utf8_byte(cp, m, k))
+        q += m

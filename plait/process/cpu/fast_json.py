@@ -87,6 +87,7 @@ class _Plan:
             slots.append(counts[int(k)])
             counts[int(k)] += 1
         self.slots = np.array(slots, dtype=np.int64)
+        self.string_fields = np.flatnonzero(self.kinds == K.K_STRING).astype(np.int64)
         self.counts = counts
         self.arrow = schema.arrow()
 
@@ -181,7 +182,9 @@ def decode_json_fast(
         return None
     plan = _plan(schema)
     sc = _scan(values, plan, layout)
-    objs_addr = sc.objs.ctypes.data
+    strings = _strings(sc, plan, layout[1])
+    if strings is None:
+        return None
     columns: list[pa.Array] = []
     for j, (field, kind) in enumerate(zip(plan.arrow, plan.kinds)):
         slot = int(plan.slots[j])
@@ -193,15 +196,11 @@ def decode_json_fast(
             None if n_valid == n else pa.py_buffer(np.packbits(ok, bitorder="little"))
         )
         if kind == K.K_STRING:
-            offs = K.string_offsets(sc.s_len, slot, j, sc.valid, sc.flags)
-            if offs[-1] > _I32_MAX:
-                return None
-            out = _empty((int(offs[-1]),), np.uint8)
-            _run([
-                _filler(objs_addr, layout[1], sc.s_start, sc.s_len, slot, offs, out, lo, hi)
-                for lo, hi in sc.ranges
-            ])  # fmt: skip
-            bufs = [bitmap, pa.py_buffer(offs.astype(np.int32)), pa.py_buffer(out)]
+            bufs = [
+                bitmap,
+                pa.py_buffer(strings[0][slot]),
+                pa.py_buffer(strings[1][slot]),
+            ]
         elif kind == K.K_BOOL:
             bits = np.packbits(sc.bvals[slot] & ok, bitorder="little")
             bufs = [bitmap, pa.py_buffer(bits)]
@@ -271,18 +270,37 @@ def _empty(shape: tuple[int, ...], dtype: type) -> np.ndarray:
     return np.frombuffer(buf, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
 
 
-def _filler(
-    objs: int,
-    payload: int,
-    s_start: np.ndarray,
-    s_len: np.ndarray,
-    slot: int,
-    offs: np.ndarray,
-    out: np.ndarray,
-    lo: int,
-    hi: int,
-) -> Callable[[], object]:
-    return lambda: K.string_fill(objs, payload, s_start, s_len, slot, offs, lo, hi, out)
+def _strings(
+    sc: _Scan, plan: _Plan, payload: int
+) -> tuple[np.ndarray, list[np.ndarray]] | None:
+    """Arrow offsets (int32, one row per string column) and bytes of the string columns;
+    None when a column passes 2 GiB (int32 offsets)."""
+    n = len(sc.flags)
+    fields = plan.string_fields
+    if not len(fields):
+        return np.zeros((0, n + 1), np.int32), []
+
+    def totals(lo: int, hi: int) -> Callable[[], object]:
+        return lambda: K.string_totals(sc.s_len, sc.valid, sc.flags, fields, lo, hi)
+
+    per_range = np.array(_run([totals(lo, hi) for lo, hi in sc.ranges]), dtype=np.int64)
+    ends = np.cumsum(per_range, axis=0)  # row r: bytes of ranges 0..r, per column
+    if ends[-1].max() > _I32_MAX:
+        return None
+    bases = np.vstack([np.zeros((1, len(fields)), np.int64), ends[:-1]])
+    offs = _empty((len(fields), n + 1), np.int32)
+    outs = [_empty((int(size),), np.uint8) for size in ends[-1]]
+    addrs = np.array([o.ctypes.data for o in outs], dtype=np.int64)
+    objs = sc.objs.ctypes.data
+
+    def fill(r: int, lo: int, hi: int) -> Callable[[], object]:
+        return lambda: K.string_fill(
+            objs, payload, sc.s_start, sc.s_len, sc.valid, sc.flags, fields, lo, hi,
+            bases[r], offs, addrs,
+        )  # fmt: skip
+
+    _run([fill(r, lo, hi) for r, (lo, hi) in enumerate(sc.ranges)])
+    return offs, outs
 
 
 def _merge(
