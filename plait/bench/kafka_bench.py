@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -104,6 +105,26 @@ def kafka_throughput(bootstrap: str, topic: str, messages: int, size: int) -> di
         "consume_msgs_per_s": round(messages / consume_s, 1),
         "consume_mb_per_s": round(messages * size / consume_s / 1e6, 2),
     }
+
+
+def kcat_consume(bootstrap: str, topic: str, messages: int) -> dict[str, float] | None:
+    """Read the topic with kcat (librdkafka from C), where installed.
+
+    confluent-kafka's consumer makes a Python object per message, which caps it well
+    below what the broker serves; kcat shows the broker's own consume rate.
+    """
+    kcat = shutil.which("kcat") or shutil.which("kafkacat")
+    if kcat is None:
+        return None
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [kcat, "-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e", "-q", "-f", "x"],
+        capture_output=True, timeout=600,
+    )
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0 or len(proc.stdout) != messages:
+        raise RuntimeError(f"kcat read {len(proc.stdout)} of {messages}: {proc.stderr[-500:]!r}")
+    return {"consume_kcat_msgs_per_s": round(messages / elapsed, 1)}
 
 
 def kafka_latency(bootstrap: str, topic: str, rate: float, messages: int, size: int) -> dict[str, float]:
@@ -268,6 +289,7 @@ def bench_kafka(
             for name in ("bench", "bench-latency"):
                 admin.create_topics([NewTopic(name, partitions if name == "bench" else 1, 1)])[name].result(30)
             result["plait"] = kafka_throughput(bootstrap, "bench", messages, size)
+            result["plait"].update(kcat_consume(bootstrap, "bench", messages) or {})
             result["plait"].update(kafka_latency(bootstrap, "bench-latency", rate, latency_messages, size))
             del admin  # closes its connections before the broker goes away
         finally:
@@ -292,6 +314,8 @@ def bench_kafka(
             f"   consume {r['consume_msgs_per_s']:>12,.0f} msg/s {r['consume_mb_per_s']:>7.1f} MB/s"
             f"   latency@{rate:g}/s p50 {r['p50_ms']:.3f} ms p99 {r['p99_ms']:.3f} ms"
         )
+        if "consume_kcat_msgs_per_s" in r:
+            click.echo(f"{'':10} consume with kcat (C client) {r['consume_kcat_msgs_per_s']:>12,.0f} msg/s")
     if "jetstream" in result:
         click.echo(
             f"ratio plait/jetstream: produce {result['ratio_produce_msgs_per_s']}x, "

@@ -8,6 +8,7 @@ client saw acknowledged before the signal is on disk when the process exits.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -103,6 +104,10 @@ class BrokerApp:
             self.log.close()
             self.meta.close()
             raise
+        # Everything loaded at start-up (codecs, schemas, compiled kernels) lives for the
+        # process: keep it out of the cyclic GC so full collections stay short pauses.
+        gc.collect()
+        gc.freeze()
         host = self.opts.broker.host
         print(f"plait serve: kafka on {host}:{kafka_port}, http on {host}:{http_port}",
               file=sys.stderr, flush=True)
