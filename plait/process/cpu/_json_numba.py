@@ -16,6 +16,10 @@ a value of the wrong JSON type, ints past int64, floats that Clinger's
 exact fast path cannot compute, lone surrogate escapes, invalid UTF-8 in any string, and
 nesting past ``_json_lex.MAX_DEPTH``.
 
+Caching: numba caches each kernel keyed on this file only, so after editing
+``_json_lex.py`` or ``_native.py`` delete ``plait/process/cpu/__pycache__/*.nb?`` (numba does
+not notice edits to callees in other files).
+
 Buffers are written for rows ``lo <= i < hi`` only, so threads may share the output arrays
 on disjoint row ranges (every kernel is ``nogil``).
 """

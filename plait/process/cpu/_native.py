@@ -92,7 +92,8 @@ def _trailing_zeros(typingctx: Any, word: Any) -> tuple[Any, Codegen]:
     def codegen(
         context: Any, builder: ir.IRBuilder, sig: Any, args: list[ir.Value]
     ) -> ir.Value:
-        cttz = builder.module.declare_intrinsic("llvm.cttz", [_I64])
+        fnty = ir.FunctionType(_I64, [_I64, ir.IntType(1)])
+        cttz = cgutils.get_or_insert_function(builder.module, fnty, "llvm.cttz.i64")
         return builder.call(cttz, [args[0], ir.Constant(ir.IntType(1), 0)])
 
     return types.int64(types.uint64), codegen

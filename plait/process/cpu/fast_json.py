@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -106,7 +106,7 @@ def supported(schema: Schema) -> bool:
 class _Scan:
     """The kernels' view of one batch: the records (kept alive here) and the cells."""
 
-    objs: np.ndarray  # object array: holds a reference to each record while kernels run
+    records: tuple[bytes, ...]  # holds a reference to each record while kernels run
     flags: np.ndarray
     n_flagged: int
     ivals: np.ndarray
@@ -118,16 +118,16 @@ class _Scan:
     ranges: list[tuple[int, int]]
 
 
-def _scan(values: Sequence[bytes], plan: _Plan, layout: tuple[int, int]) -> _Scan:
+def _scan(values: Sequence[bytes], plan: _Plan, layout: Layout) -> _Scan:
     n = len(values)
-    objs = np.empty(n, dtype=object)
-    objs[:] = values
-    objs_addr = objs.ctypes.data
+    records = tuple(values)  # private and immutable, whatever the caller does meanwhile
+    objs_addr = id(records) + layout.tuple_items
+    kernel_layout = (layout.bytes_type, layout.payload)
     c = plan.counts
     valid = _empty((len(plan.kinds), n), np.uint8)
     valid[:] = 0
     sc = _Scan(
-        objs,
+        records,
         _empty((n,), np.uint8),
         0,
         _empty((c[K.K_INT], n), np.int64),
@@ -141,7 +141,7 @@ def _scan(values: Sequence[bytes], plan: _Plan, layout: tuple[int, int]) -> _Sca
 
     def task(lo: int, hi: int) -> Callable[[], object]:
         return lambda: K.scan(
-            objs_addr, layout, lo, hi, plan.names, plan.name_offs, plan.name_words,
+            objs_addr, kernel_layout, lo, hi, plan.names, plan.name_offs, plan.name_words,
             plan.name_masks, plan.kinds, plan.slots, sc.ivals, sc.fvals, sc.bvals,
             sc.valid, sc.s_start, sc.s_len, sc.flags,
         )  # fmt: skip
@@ -182,7 +182,7 @@ def decode_json_fast(
         return None
     plan = _plan(schema)
     sc = _scan(values, plan, layout)
-    strings = _strings(sc, plan, layout[1])
+    strings = _strings(sc, plan, layout)
     if strings is None:
         return None
     columns: list[pa.Array] = []
@@ -218,35 +218,43 @@ def decode_json_fast(
     return _merge(values, schema, batch, sc.flags, per_record)
 
 
-_LAYOUT: list[tuple[int, int] | None] = []
+class Layout(NamedTuple):
+    """Where CPython keeps what the kernels read (see :func:`bytes_layout`)."""
+
+    bytes_type: int  # address of the ``bytes`` type object
+    payload: int  # offset of a ``bytes`` object's payload
+    tuple_items: int  # offset of a ``tuple``'s first item pointer
 
 
-def bytes_layout() -> tuple[int, int] | None:
-    """(address of the ``bytes`` type, payload offset in a ``bytes`` object), or None when
-    this interpreter does not lay ``bytes`` out as the kernels read them.
+_LAYOUT: list[Layout | None] = []
+
+
+def bytes_layout() -> Layout | None:
+    """How this interpreter lays out ``bytes`` and ``tuple`` objects, or None when it is
+    not as the kernels read them (then the per-record path decodes everything).
 
     Why read objects in place: copying a batch into one buffer was the largest single cost
-    of the decode (a fresh 200 MB for a 1M-event batch). The kernels read CPython's
-    PyBytesObject: ob_type at +8, ob_size at +16, the payload (NUL-terminated) at a fixed
-    offset. Checked here once, on probes, through the buffer protocol and ctypes.
+    of the decode (a fresh 200 MB for a 1M-event batch, page faults included). The kernels
+    walk a tuple of the records (its item pointers inline) and read CPython's
+    PyBytesObject: ob_type at +8, ob_size at +16, the NUL-terminated payload at a fixed
+    offset. Checked once, on probes, against the buffer protocol, ``len`` and ``id``.
     """
     if not _LAYOUT:
         _LAYOUT.append(_probe_layout())
     return _LAYOUT[0]
 
 
-def _probe_layout() -> tuple[int, int] | None:
-    probes = [b"", b"x", b"plait" * 100, bytes(range(256)) * 4000]
+def _probe_layout() -> Layout | None:
+    probes = (b"", b"x", b"plait" * 100, bytes(range(256)) * 4000)
     offsets = set()
     for b in probes:
         addr = id(b)
-        payload = np.frombuffer(b, dtype=np.uint8).ctypes.data - addr if b else None
         if ctypes.c_void_p.from_address(addr + 8).value != id(bytes):
             return None
         if ctypes.c_ssize_t.from_address(addr + 16).value != len(b):
             return None
-        if payload is not None:
-            offsets.add(payload)
+        if b:
+            offsets.add(np.frombuffer(b, dtype=np.uint8).ctypes.data - addr)
     if len(offsets) != 1:
         return None
     payload = offsets.pop()
@@ -255,7 +263,13 @@ def _probe_layout() -> tuple[int, int] | None:
         for b in probes
     ):
         return None
-    return id(bytes), payload
+    items = 24  # PyTupleObject: ob_refcnt, ob_type, ob_size, then the item pointers
+    if any(
+        ctypes.c_void_p.from_address(id(probes) + items + 8 * k).value != id(b)
+        for k, b in enumerate(probes)
+    ):
+        return None
+    return Layout(id(bytes), payload, items)
 
 
 def _empty(shape: tuple[int, ...], dtype: type) -> np.ndarray:
@@ -271,7 +285,7 @@ def _empty(shape: tuple[int, ...], dtype: type) -> np.ndarray:
 
 
 def _strings(
-    sc: _Scan, plan: _Plan, payload: int
+    sc: _Scan, plan: _Plan, layout: Layout
 ) -> tuple[np.ndarray, list[np.ndarray]] | None:
     """Arrow offsets (int32, one row per string column) and bytes of the string columns;
     None when a column passes 2 GiB (int32 offsets)."""
@@ -291,7 +305,8 @@ def _strings(
     offs = _empty((len(fields), n + 1), np.int32)
     outs = [_empty((int(size),), np.uint8) for size in ends[-1]]
     addrs = np.array([o.ctypes.data for o in outs], dtype=np.int64)
-    objs = sc.objs.ctypes.data
+    objs = id(sc.records) + layout.tuple_items
+    payload = layout.payload
 
     def fill(r: int, lo: int, hi: int) -> Callable[[], object]:
         return lambda: K.string_fill(

@@ -192,7 +192,7 @@ def test_batches_the_fast_path_refuses() -> None:
 
 def test_bytes_layout_is_probed() -> None:
     layout = fast_json.bytes_layout()
-    assert layout is not None and layout[0] == id(bytes)
+    assert layout is not None and layout.bytes_type == id(bytes)
     rec = b"{}"
-    payload = np.frombuffer(rec, dtype=np.uint8).ctypes.data - id(rec)
-    assert layout[1] == payload
+    assert layout.payload == np.frombuffer(rec, dtype=np.uint8).ctypes.data - id(rec)
+    assert layout.tuple_items > 0
