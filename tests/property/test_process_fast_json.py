@@ -77,7 +77,7 @@ string_text = st.one_of(
                 "\x7f",
                 "\t",
             ]
-        ),  # fmt: skip
+        ),
         max_size=5,
     ).map(lambda parts: '"' + "".join(parts) + '"'),
 )
