@@ -140,7 +140,7 @@ def scan(
     ``slots[j]`` of the array for its kind: ``ivals`` (int), ``fvals`` (float), ``bvals``
     (bool, 0/1), or for strings ``s_start`` (offset of the body in the record) and
     ``s_len`` (decoded length, negative when the body has escapes). ``valid[j, i]`` is 1
-    when the field is present and not null; it must arrive zeroed. ``flags[i]`` is set to 1
+    when the field is present and not null, else 0. ``flags[i]`` is set to 1
     for a flagged record (whose cells are then meaningless), else to 0.
 
     Keys are first compared with the field after the previous match (producers usually
@@ -159,6 +159,8 @@ def scan(
            s_start.ctypes.data, s_len.ctypes.data)  # fmt: skip
     flagged = 0
     for i in range(lo, hi):
+        for j in range(nf):
+            valid[j, i] = 0
         obj = load_i64(objs, i)
         size = load_i64(obj, 2)  # PyVarObject.ob_size
         if load_i64(obj, 1) != bytes_type or size > _I32_MAX:

@@ -196,3 +196,17 @@ def test_bytes_layout_is_probed() -> None:
     rec = b"{}"
     assert layout.payload == np.frombuffer(rec, dtype=np.uint8).ctypes.data - id(rec)
     assert layout.tuple_items > 0
+
+
+def test_scratch_reused_across_batches_leaves_no_stale_cells() -> None:
+    # Working arrays are kept per thread between calls; a later, smaller batch with
+    # missing fields and bad records must not see the cells of an earlier one.
+    full = [b'{"i": 1, "f": 1.5, "s": "old", "b": true}'] * 50
+    assert_same_as_reference(full)
+    later = [b"{}", b'{"s": "\\u00e9"}', b'{"i": 1.5}', b'{"b": false}']
+    res = assert_same_as_reference(later)
+    assert res.batch.to_pylist() == [
+        {"i": None, "f": None, "s": None, "b": None},
+        {"i": None, "f": None, "s": "é", "b": None},
+        {"i": None, "f": None, "s": None, "b": False},
+    ]
