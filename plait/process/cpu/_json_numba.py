@@ -1,5 +1,5 @@
 """numba kernels: a batch of flat JSON objects -> typed column buffers under a declared
-schema, in one pass over the concatenated bytes.
+schema, in one pass over each record's bytes (read in place), plus the string columns.
 
 Hand-written because no library decodes a batch of JSON documents straight into Arrow
 columns for a declared schema at this speed: pyarrow's JSON reader needs newline-delimited
@@ -10,11 +10,11 @@ Contract (the caller, :mod:`plait.process.cpu.fast_json`, relies on it): for eac
 :func:`scan` either *proves* it decoded the record exactly as msgspec's typed decoder would
 (the per-record reference in :mod:`plait.process.cpu.decode`), or sets ``flags[i] = 1`` so
 the record is re-decoded by the reference. A flag is never wrong, it only costs time.
-Flagged: anything but one JSON object with optional surrounding whitespace, malformed JSON
-anywhere (also inside ignored values), a declared key seen twice (msgspec keeps the last),
-a value of the wrong JSON type, ints past int64, floats that Clinger's
-exact fast path cannot compute, lone surrogate escapes, invalid UTF-8 in any string, and
-nesting past ``_json_lex.MAX_DEPTH``.
+Flagged: a record that is not ``bytes``, anything but one JSON object with optional
+surrounding whitespace, malformed JSON anywhere (also inside ignored values), a declared key
+seen twice (msgspec keeps the last), a value of the wrong JSON type, ints past int64, floats
+that Clinger's exact fast path cannot compute, lone surrogate escapes, invalid UTF-8 or raw
+control bytes in any string, and nesting past ``_json_lex.MAX_DEPTH``.
 
 Caching: numba caches each kernel keyed on this file only, so after editing
 ``_json_lex.py`` or ``_native.py`` delete ``plait/process/cpu/__pycache__/*.nb?`` (numba does
