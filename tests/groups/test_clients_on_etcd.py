@@ -74,7 +74,9 @@ def test_kafka_client_with_meta_uses_plait_groups_and_etcd_offsets(broker, etcd_
         first = drain(a, 400)
         assert len(first) == 400  # alone in the group: a owns every partition
         a.commit()
-        committed = {p: a.committed(topic, p) for p in range(4)}
+        # librdkafka may put an unkeyed batch in fewer than 4 partitions: a partition
+        # that got nothing has nothing to commit (None), which counts as offset 0.
+        committed = {p: a.committed(topic, p) or 0 for p in range(4)}
         assert sum(committed.values()) == 400  # in etcd
         b = c2.consumer([topic], group=group, from_beginning=True)
         # b's client stands for another process: a adopts b's generation at its next poll
