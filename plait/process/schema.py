@@ -94,9 +94,15 @@ class Schema:
         return pa.schema([pa.field(n, _ARROW[k]) for n, k in self.fields])
 
     def struct_type(self) -> type:
-        """A msgspec Struct type mirroring the schema (all fields optional, default null)."""
+        """A msgspec Struct type mirroring the schema (all fields optional, default null).
+
+        Attributes are positional stand-ins (``f0``, ``f1``...) renamed to the real
+        field names on the wire, so names that are not Python identifiers
+        (``user-id``) work; callers read values with ``msgspec.structs.astuple``.
+        """
         return msgspec.defstruct(
             "Record",
-            [(n, _PY[k] | None, None) for n, k in self.fields],
+            [(f"f{i}", _PY[k] | None, None) for i, (_, k) in enumerate(self.fields)],
+            rename={f"f{i}": n for i, (n, _) in enumerate(self.fields)},
             forbid_unknown_fields=False,
         )

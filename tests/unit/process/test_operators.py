@@ -189,3 +189,16 @@ def test_imports_are_lazy_and_one_way() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_decode_field_names_that_are_not_identifiers() -> None:
+    from plait.process.cpu.decode import _per_record, decode_records
+    from plait.process.schema import Schema
+
+    schema = Schema((("user-id", "int"), ("class", "string")))
+    records = [b'{"user-id": 7, "class": "a"}', b'{"class": "b"}', b'{"user-id": "x"}']
+    for decode in (decode_records, lambda v, s: _per_record(v, s, "json")):
+        result = decode(records, schema)
+        assert result.batch.column("user-id").to_pylist() == [7, None]
+        assert result.batch.column("class").to_pylist() == ["a", "b"]
+        assert [i for i, _ in result.errors] == [2]
