@@ -25,12 +25,30 @@ _LAZY = {
     "pipeline": "plait.pipeline",
 }
 
-__all__ = ["ConfigError", "CorruptDataError", "PlaitError", *_LAZY]
+__all__ = [
+    "BatchAck",
+    "ColumnBatch",
+    "ConfigError",
+    "CorruptDataError",
+    "EmbeddedClient",
+    "FsyncPolicy",
+    "LogConfig",
+    "Message",
+    "PlaitError",
+    "RecordMetadata",
+    "connect",
+    "pipeline",
+]
 
 if TYPE_CHECKING:
-    from plait.client.connect import EmbeddedClient, connect
-    from plait.client.messages import BatchAck, ColumnBatch, Message, RecordMetadata
-    from plait.log.config import FsyncPolicy, LogConfig
+    from plait.client.connect import EmbeddedClient as EmbeddedClient
+    from plait.client.connect import connect as connect
+    from plait.client.messages import BatchAck as BatchAck
+    from plait.client.messages import ColumnBatch as ColumnBatch
+    from plait.client.messages import Message as Message
+    from plait.client.messages import RecordMetadata as RecordMetadata
+    from plait.log.config import FsyncPolicy as FsyncPolicy
+    from plait.log.config import LogConfig as LogConfig
 
 
 def __getattr__(name: str) -> Any:

@@ -49,10 +49,12 @@ def stamps_of(values: pa.Array) -> np.ndarray:
 def run(config: BenchConfig, on_progress: Callable[[int], None] | None = None) -> dict[str, float]:
     if config.size < STAMP:
         raise ValueError(f"--size must be at least {STAMP} bytes (the send stamp)")
-    with tempfile.TemporaryDirectory(prefix="plait-bench-") as tmp:
-        with EmbeddedClient(tmp, fsync=config.fsync) as client:
-            client.create_topic("bench", config.partitions)
-            return _measure(client, config, on_progress)
+    with (
+        tempfile.TemporaryDirectory(prefix="plait-bench-") as tmp,
+        EmbeddedClient(tmp, fsync=config.fsync) as client,
+    ):
+        client.create_topic("bench", config.partitions)
+        return _measure(client, config, on_progress)
 
 
 def _warm_up(producer: Any, consumer: Any, template: np.ndarray) -> None:
@@ -102,7 +104,7 @@ def _measure(
                 )
                 producer.send_batch("bench", rows)
                 sent += count
-        except BaseException as exc:  # reported by the consumer side
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread, re-raised there
             errors.append(exc)
 
     thread = threading.Thread(target=produce, name="bench-producer", daemon=True)

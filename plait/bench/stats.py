@@ -42,7 +42,7 @@ def _commit() -> str:
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
+            check=False, capture_output=True,
             text=True,
             timeout=5,
             cwd=Path(__file__).resolve().parent,

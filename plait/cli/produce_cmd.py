@@ -43,7 +43,7 @@ def split_keys(lines: list[bytes], sep: bytes, first_line: int) -> tuple[list[by
     return keys, values
 
 
-def read_chunks(stream: BinaryIO) -> "list[bytes]":
+def read_chunks(stream: BinaryIO) -> list[bytes]:
     return [line[:-1] if line.endswith(b"\n") else line for line in stream.readlines(1 << 20)]
 
 

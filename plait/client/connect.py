@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-from collections.abc import Callable
+from typing import TYPE_CHECKING, Self
 
 from plait.client.errors import InvalidUrlError
 from plait.log import FsyncPolicy, Log, LogConfig, TopicInfo
@@ -59,7 +59,7 @@ class EmbeddedClient:
         meta: str | None = None,
         fsync: str | FsyncPolicy | None = None,
         log_config: LogConfig | None = None,
-        fastlane: "str | FastLane | None" = None,
+        fastlane: str | FastLane | None = None,
     ) -> None:
         self.path = Path(path)
         config = log_config or LogConfig()
@@ -87,7 +87,7 @@ class EmbeddedClient:
         self.coordinators = CoordinatorRegistry(self)
         self._closed = False
 
-    def _attach_fastlane(self, fastlane: "str | FastLane") -> None:
+    def _attach_fastlane(self, fastlane: str | FastLane) -> None:
         from plait.fastlane.publisher import attach
         from plait.fastlane.url import open_fastlane
 
@@ -113,12 +113,12 @@ class EmbeddedClient:
         return TopicDescription(info.name, parts)
 
     # Clients ------------------------------------------------------------------------
-    def producer(self, **options: object) -> "Producer":
+    def producer(self, **options: object) -> Producer:
         from plait.client.producer import Producer
 
         return Producer(self, **options)  # type: ignore[arg-type]
 
-    def consumer(self, topics: list[str] | None = None, **options: object) -> "Consumer":
+    def consumer(self, topics: list[str] | None = None, **options: object) -> Consumer:
         from plait.client.consumer import Consumer
 
         consumer = Consumer(self, **options)  # type: ignore[arg-type]
@@ -133,7 +133,7 @@ class EmbeddedClient:
         partitions: list[tuple[str, int]] | None = None,
         start: object = "latest",
         **options: object,
-    ) -> "LowLatencyConsumer":
+    ) -> LowLatencyConsumer:
         """A consumer that takes the fast lane and fills any gap from the log.
 
         Delivers every event of its partitions once, in offset order, whether the
@@ -164,7 +164,7 @@ class EmbeddedClient:
         finally:
             self.log.close()
 
-    def __enter__(self) -> "EmbeddedClient":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -189,12 +189,12 @@ def connect(url: str = f"embedded:{DEFAULT_DATA_DIR}", **options: object) -> Emb
     if not sep:
         raise InvalidUrlError(url, "expected 'embedded:DIR'")
     if scheme == "embedded":
-        path = rest[2:] if rest.startswith("//") else rest
+        path = rest.removeprefix("//")
         if not path:
             raise InvalidUrlError(url, "the embedded URL names no data dir")
         return EmbeddedClient(path, **options)  # type: ignore[arg-type]
     if scheme == "kafka":
-        bootstrap = rest[2:] if rest.startswith("//") else rest
+        bootstrap = rest.removeprefix("//")
         if not bootstrap:
             raise InvalidUrlError(url, "the kafka URL names no bootstrap address")
         from plait.client.kafka import KafkaClient

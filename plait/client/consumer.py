@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Self
 
 import numpy as np
 
@@ -44,7 +44,7 @@ class Consumer:
 
     def __init__(
         self,
-        client: "EmbeddedClient",
+        client: EmbeddedClient,
         *,
         group: str | None = None,
         auto_offset_reset: Literal["earliest", "latest"] = "latest",
@@ -119,9 +119,12 @@ class Consumer:
         return self._generation
 
     def _maybe_rebalance(self) -> None:
-        if self._coordinator is not None and self._member_id is not None:
-            if self._coordinator.generation != self._generation:
-                self._adopt_generation()
+        if (
+            self._coordinator is not None
+            and self._member_id is not None
+            and self._coordinator.generation != self._generation
+        ):
+            self._adopt_generation()
 
     def _adopt_generation(self) -> None:
         assert self._coordinator is not None and self._member_id is not None
@@ -309,7 +312,7 @@ class Consumer:
         if self._closed:
             raise ClientClosedError("consumer is closed")
 
-    def __enter__(self) -> "Consumer":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 import pyarrow as pa
@@ -31,7 +31,13 @@ import pyarrow as pa
 from plait.client.batching import BinaryLike, to_binary_array
 from plait.client.connect import PartitionDescription, TopicDescription
 from plait.client.errors import ClientClosedError, ClientError, NotAssignedError
-from plait.client.messages import BatchAck, ColumnBatch, Message, PartitionAck, RecordMetadata
+from plait.client.messages import (
+    BatchAck,
+    ColumnBatch,
+    Message,
+    PartitionAck,
+    RecordMetadata,
+)
 from plait.log.errors import InvalidTopicError, TopicExistsError, UnknownTopicError
 
 TopicPartition = tuple[str, int]
@@ -115,10 +121,10 @@ class KafkaClient:
             probe.close()
         return TopicDescription(name, tuple(parts))
 
-    def producer(self, **options: Any) -> "KafkaProducer":
+    def producer(self, **options: Any) -> KafkaProducer:
         return KafkaProducer(self, **options)
 
-    def consumer(self, topics: list[str] | None = None, **options: Any) -> "KafkaConsumer":
+    def consumer(self, topics: list[str] | None = None, **options: Any) -> KafkaConsumer:
         cls = (
             CoordinatedKafkaConsumer
             if self.coordinators is not None and options.get("group") is not None
@@ -139,7 +145,7 @@ class KafkaClient:
         if self.meta is not None:
             self.meta.close()
 
-    def __enter__(self) -> "KafkaClient":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -270,7 +276,7 @@ class KafkaProducer:
             self.flush(timeout)
             self._closed = True
 
-    def __enter__(self) -> "KafkaProducer":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -388,7 +394,7 @@ class KafkaConsumer:
             self._closed = True
             self._consumer.close()
 
-    def __enter__(self) -> "KafkaConsumer":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 import numpy as np
 import pyarrow as pa
@@ -35,7 +35,6 @@ from plait.protocol.records import encode_batch, encode_columns
 
 if TYPE_CHECKING:
     from plait.client.connect import EmbeddedClient
-    from plait.log import Partition
 
 DeliveryCallback = Callable[[BaseException | None, RecordMetadata | None], None]
 Headers = Sequence[tuple[str, bytes | None]]
@@ -71,7 +70,7 @@ class Producer:
 
     def __init__(
         self,
-        client: "EmbeddedClient",
+        client: EmbeddedClient,
         *,
         linger_ms: float = 2.0,
         batch_bytes: int = 1 << 20,
@@ -140,9 +139,7 @@ class Producer:
             acc.records.append(pending)
             acc.nbytes += size + 32
             self._in_flight += 1
-            if acc.nbytes >= self._max_batch - 61 or self._linger == 0:
-                self._cond.notify_all()
-            elif len(acc.records) == 1:
+            if acc.nbytes >= self._max_batch - 61 or self._linger == 0 or len(acc.records) == 1:
                 self._cond.notify_all()
         return future
 
@@ -330,7 +327,7 @@ class Producer:
         if self._closed:
             raise ClientClosedError("producer is closed")
 
-    def __enter__(self) -> "Producer":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -75,7 +75,7 @@ class GroupState:
         return json.dumps(doc, sort_keys=True).encode()
 
     @classmethod
-    def from_json(cls, data: bytes) -> "GroupState":
+    def from_json(cls, data: bytes) -> GroupState:
         doc = json.loads(data)
         return cls(
             generation=int(doc["generation"]),

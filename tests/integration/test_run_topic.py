@@ -33,7 +33,7 @@ def test_run_over_topic_commits_and_resumes(tmp_path):
         return subprocess.run(
             [sys.executable, "-m", "plait.cli.main", "--data", str(data), "run", str(pipe),
              "--topic", "events", "--group", "etl", "--idle-timeout", "1"],
-            capture_output=True, timeout=120,
+            check=False, capture_output=True, timeout=120,
         )
 
     first = run()
