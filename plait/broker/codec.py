@@ -60,6 +60,7 @@ from kafka.protocol.producer import (
 )
 
 from plait.broker.errors import MalformedFrameError
+from plait.broker.request_wire import LEAN_DECODERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +155,9 @@ def decode_request(frame: bytes | bytearray | memoryview) -> Request | Unsupport
         return UnsupportedRequest(key, version, corr, len(frame))
     view = memoryview(frame)
     client_id, pos = _read_header_tail(view, spec.request.flexible_version_q(version), key)
+    lean = LEAN_DECODERS.get(key)
+    if lean is not None:  # the hot APIs: a hand path checked against kafka-python in tests
+        return Request(key, version, corr, client_id, lean(view, pos, version), len(frame))
     try:
         body = spec.request.decode(view[pos:], version=version, header=False)
     except Exception as exc:  # kafka-python raises struct.error, ValueError, IndexError...

@@ -1,14 +1,16 @@
 """The Kafka listener: frames in, handlers, frames out, on asyncio.
 
-Per connection, a reader decodes frames and starts one task per request, and a writer
-sends the answers strictly in request order (Kafka's per-connection ordering promise),
-so pipelined requests overlap their waits (a long-polling Fetch does not hold up a
-Heartbeat) yet answers never cross. Produce tasks start in arrival order and append
-before their first await, so pipelined batches of one partition land in send order.
+Per connection, one reader task decodes frames and dispatches each request; answers
+are written strictly in request order (Kafka's per-connection ordering promise), yet
+requests overlap their waits (a long-polling Fetch does not hold up a Heartbeat).
+Produce runs on the reader's stack as soon as it is decoded, so pipelined batches of
+one partition land in send order, and a Fetch parked on that partition is answered by
+the append itself, in the same event-loop iteration (see handlers/fetch.FetchPoll).
 
 Limits protect the other clients: a frame's size is checked before it is read; one
 connection holds at most ``max_inflight_per_connection`` requests and about
-``max_request_bytes`` of request bytes at a time (a single frame may always be read);
+``max_request_bytes`` of request bytes at a time (a single frame may always be read),
+and stops reading while a client leaves more than ``_WRITE_HIGH`` answer bytes unread;
 connections past ``max_connections`` are closed on accept. A frame that does not decode
 closes only its own connection, as Kafka does.
 """
@@ -20,7 +22,6 @@ import logging
 import struct
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 from plait.broker import errors as E
@@ -35,41 +36,76 @@ from plait.broker.codec import (
     response_header,
 )
 from plait.broker.handlers import HANDLERS, RawBody
+from plait.broker.handlers.fetch import FetchPoll
+from plait.broker.handlers.produce import produce_now
 from plait.broker.handlers.versions import api_versions_response
 from plait.broker.state import Broker
 
 log = logging.getLogger(__name__)
 
 _SIZE = struct.Struct(">i")
+PRODUCE_KEY = 0
+FETCH_KEY = 1
+_JOIN_MAX = 64 * 1024  # answers up to this size are joined into one buffer
+_WRITE_HIGH = 1 << 20  # pause reading while this much is queued for a slow reader
 Chunks = list[bytes | bytearray | memoryview]
 
 
+class _Slot:
+    """One request's place in the connection's answer order."""
+
+    __slots__ = ("api", "chunks", "done", "poll", "req", "started", "task")
+
+    def __init__(self, req: Request | UnsupportedRequest, api: str) -> None:
+        self.req = req
+        self.api = api
+        self.started = time.perf_counter()
+        self.chunks: Chunks | None = None
+        self.done = False
+        self.task: asyncio.Task[Any] | None = None
+        self.poll: FetchPoll | None = None
+
+
 class _Connection:
+    """One client connection: a reader task, and answers written as they complete.
+
+    Produce and Fetch (the hot path) run synchronously on the reader's stack; a Fetch
+    that must wait parks as a FetchPoll that the appending produce answers directly.
+    Other APIs run as tasks. Whenever an answer completes, every answer at the head of
+    the order that is ready is written with one ``transport.write``: no writer task,
+    no extra loop iteration between an answer and its bytes on the socket.
+    """
+
     def __init__(self, server: KafkaServer, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter) -> None:
         self.server = server
         self.broker = server.broker
+        self.metrics = server.broker.metrics
         self.reader = reader
         self.writer = writer
+        self.transport = writer.transport
         peer = writer.get_extra_info("peername")
         self.host = str(peer[0]) if peer else ""
-        self.pending: deque[asyncio.Task[Chunks | None]] = deque()
-        self.slots = asyncio.Semaphore(self.broker.config.max_inflight_per_connection)
+        self.pending: deque[_Slot] = deque()
+        self.running = 0  # requests whose handler has not finished
         self.inflight_bytes = 0
-        self.changed = asyncio.Condition()
-        self.have_work = asyncio.Event()
-        self.reading_done = False
+        self.room = asyncio.Event()  # set when a request finishes (limits may now allow more)
+        self.idle = asyncio.Event()  # set when every read request has been answered
+        self.idle.set()
+        self.broken = False
         self.read_task: asyncio.Task[None] | None = None
-
-    def _room_for(self, size: int, limit: int) -> Callable[[], bool]:
-        """Predicate: this frame fits the connection's byte budget (one frame always may)."""
-        return lambda: self.inflight_bytes == 0 or self.inflight_bytes + size <= limit
 
     def _abandon(self) -> None:
         """Cancel requests still running (a long poll, a parked JoinGroup) whose answer
         no one will read, so a vanished client holds no memory or group slot."""
-        for task in self.pending:
-            task.cancel()
+        self.broken = True
+        for slot in self.pending:
+            if slot.task is not None:
+                slot.task.cancel()
+            if slot.poll is not None:
+                slot.poll.cancel()
+        self.pending.clear()
+        self.idle.set()
 
     def stop_reading(self) -> None:
         """Take no more requests from this client; what was read is still answered."""
@@ -77,41 +113,39 @@ class _Connection:
             self.read_task.cancel()
 
     async def run(self) -> None:
-        writer_task = asyncio.create_task(self._write_loop())
         self.read_task = asyncio.create_task(self._read_loop())
         try:
             await self.read_task
         except (E.MalformedFrameError, E.FrameTooLargeError) as exc:
-            self.broker.metrics.malformed.inc()
+            self.metrics.malformed.inc()
             log.warning("closing connection from %s: %s", self.host, exc)
             self._abandon()
         except (asyncio.IncompleteReadError, ConnectionError):
             self._abandon()  # the client is gone: nobody is left to answer
         except asyncio.CancelledError:
-            # Shutdown stopped the reader (see stop_reading); the writer still answers
-            # every request already read (long polls have been woken to end early).
-            pass
+            # Shutdown stopped the reader (see stop_reading); every request already read
+            # is still answered (long polls have been woken to end early).
+            await self.idle.wait()
         finally:
-            self.reading_done = True
-            self.have_work.set()
-            try:
-                await writer_task
-            except (ConnectionError, RuntimeError) as exc:  # socket gone; nothing to send
-                log.debug("writer for %s ended: %s", self.host, exc)
+            self._abandon()
             self.writer.close()
 
     async def _read_loop(self) -> None:
         limit = self.broker.config.max_request_bytes
+        max_running = self.broker.config.max_inflight_per_connection
+        reader = self.reader
         while not self.server.closing:
-            head = await self.reader.readexactly(4)
+            head = await reader.readexactly(4)
             (size,) = _SIZE.unpack(head)
             if size < 0 or size > limit:
                 raise E.FrameTooLargeError(size, limit)
-            async with self.changed:
-                await self.changed.wait_for(self._room_for(size, limit))
-                self.inflight_bytes += size
-            data = await self.reader.readexactly(size)
-            self.broker.metrics.bytes_in.inc(4 + size)
+            # One connection holds at most ``limit`` request bytes (one frame always may).
+            while self.inflight_bytes and self.inflight_bytes + size > limit:
+                self.room.clear()
+                await self.room.wait()
+            self.inflight_bytes += size
+            data = await reader.readexactly(size)
+            self.metrics.bytes_in.inc(4 + size)
             req = decode_request(data)  # raises MalformedFrameError: the connection closes
             if isinstance(req, Request):
                 req.client_host = self.host
@@ -121,72 +155,102 @@ class _Connection:
                     f"unsupported API key {req.api_key} version {req.api_version}",
                     api_key=req.api_key,
                 )
-            await self.slots.acquire()
-            self.pending.append(asyncio.create_task(self._serve(req)))
-            self.have_work.set()
+            while self.running >= max_running:
+                self.room.clear()
+                await self.room.wait()
+            self._dispatch(req)
+            if self.transport.get_write_buffer_size() > _WRITE_HIGH:
+                await self.writer.drain()  # a client that does not read slows its own reads
 
-    async def _serve(self, req: Request | UnsupportedRequest) -> Chunks | None:
-        started = time.perf_counter()
+    def _dispatch(self, req: Request | UnsupportedRequest) -> None:
         spec = SUPPORTED.get(req.api_key)
-        api = spec.name if spec else f"key{req.api_key}"
-        code = 0
+        slot = _Slot(req, spec.name if spec else f"key{req.api_key}")
+        self.pending.append(slot)
+        self.running += 1
+        self.idle.clear()
+        if isinstance(req, UnsupportedRequest):
+            self._finish(slot, _unsupported(req), E.UnsupportedVersion.errno)
+        elif req.api_key == PRODUCE_KEY:
+            try:
+                reply = produce_now(self.broker, req)
+            except Exception:  # a handler bug must not take the other requests with it
+                log.exception("Produce v%s from %s failed", req.api_version, self.host)
+                self._finish(slot, None, E.UnknownServerError.errno)
+            else:
+                self._reply(slot, reply)
+        elif req.api_key == FETCH_KEY:
+            slot.poll = FetchPoll(self.broker, req, lambda reply: self._reply(slot, reply))
+            try:
+                slot.poll.start()
+            except Exception:
+                log.exception("Fetch v%s from %s failed", req.api_version, self.host)
+                slot.poll.cancel()
+                self._finish(slot, None, E.UnknownServerError.errno)
+        else:
+            slot.task = asyncio.ensure_future(HANDLERS[req.api_key](self.broker, req))
+            slot.task.add_done_callback(lambda task: self._task_done(slot, task))
+
+    def _task_done(self, slot: _Slot, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            self._finish(slot, None, E.UnknownServerError.errno)
+        elif (exc := task.exception()) is not None:
+            self._failed(slot, exc)
+        else:
+            self._reply(slot, task.result())
+
+    def _reply(self, slot: _Slot, reply: Any) -> None:
+        req = slot.req
+        if reply is None:
+            self._finish(slot, None, 0)
+            return
         try:
-            if isinstance(req, UnsupportedRequest):
-                code = E.UnsupportedVersion.errno
-                return _unsupported(req)
-            reply = await HANDLERS[req.api_key](self.broker, req)
-            if reply is None:
-                return None
             head = response_header(req.api_key, req.api_version, req.correlation_id)
             if isinstance(reply, RawBody):
-                code = reply.top_error
-                return frame([head, *reply.chunks])
-            code = _top_error(reply)
-            return frame([head, encode_body(req.api_key, req.api_version, reply)])
+                self._finish(slot, frame([head, *reply.chunks]), reply.top_error)
+            else:
+                body = encode_body(req.api_key, req.api_version, reply)
+                self._finish(slot, frame([head, body]), _top_error(reply))
         except Exception:
-            # A handler bug must not take the connection's other requests with it; the
-            # client sees its request time out and retries or fails with the error.
-            code = E.UnknownServerError.errno
-            log.exception("%s v%s from %s failed", api, req.api_version, self.host)
-            return None
-        finally:
-            self.broker.metrics.requests.labels(api, str(code)).inc()
-            self.broker.metrics.latency.labels(api).observe(time.perf_counter() - started)
-            self.slots.release()
-            async with self.changed:
-                self.inflight_bytes -= req.size
-                self.changed.notify_all()
+            log.exception("%s v%s answer to %s failed", slot.api, req.api_version, self.host)
+            self._finish(slot, None, E.UnknownServerError.errno)
 
-    async def _write_loop(self) -> None:
-        while True:
-            if not self.pending:
-                if self.reading_done:
-                    return
-                self.have_work.clear()
-                await self.have_work.wait()
-                continue
-            task = self.pending[0]
-            try:
-                chunks = await task
-            except asyncio.CancelledError:
-                chunks = None
-                if not task.cancelled():
-                    raise  # the writer itself is being cancelled
-            self.pending.popleft()
-            if chunks is None:
-                continue
-            try:
-                self.writer.writelines(chunks)
-                self.broker.metrics.bytes_out.inc(sum(len(c) for c in chunks))
-                await self.writer.drain()
-            except (ConnectionError, RuntimeError):
-                # The peer went away: abort so the reader stops too, and drop the rest.
-                self.writer.transport.abort()
-                self.stop_reading()
-                for rest in self.pending:
-                    rest.cancel()
-                self.pending.clear()
-                return
+    def _failed(self, slot: _Slot, exc: BaseException) -> None:
+        # A handler bug must not take the connection's other requests with it; the
+        # client sees its request time out and retries or fails with the error.
+        log.error("%s v%s from %s failed", slot.api, slot.req.api_version, self.host,
+                  exc_info=exc)
+        self._finish(slot, None, E.UnknownServerError.errno)
+
+    def _finish(self, slot: _Slot, chunks: Chunks | None, code: int) -> None:
+        """Record the answer, then write every ready answer at the head, in order."""
+        if slot.done:
+            return
+        slot.done = True
+        slot.chunks = chunks
+        self.running -= 1
+        self.inflight_bytes -= slot.req.size
+        self.room.set()
+        self.metrics.request_done(slot.api, code, time.perf_counter() - slot.started)
+        pending = self.pending
+        if self.broken or not pending or not pending[0].done:
+            return
+        out: Chunks = []
+        while pending and pending[0].done:
+            ready = pending.popleft().chunks
+            if ready is not None:
+                out.extend(ready)
+        if not pending:
+            self.idle.set()
+        if not out or self.transport.is_closing():
+            return
+        size = sum(len(c) for c in out)
+        # One write: a joined small answer costs one send() syscall; big Fetch answers
+        # go uncopied through writelines.
+        if size <= _JOIN_MAX:
+            self.transport.write(b"".join(out))
+        else:
+            self.transport.writelines(out)
+        self.metrics.bytes_out.inc(size)
 
 
 def _top_error(reply: Any) -> int:

@@ -7,8 +7,8 @@ listener: everything here runs on the event loop thread.
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
+from typing import Protocol
 
 from plait.broker import errors as E
 from plait.broker.config import BrokerConfig
@@ -18,6 +18,12 @@ from plait.log import Log, Partition
 from plait.log.config import LogConfig, TopicInfo
 from plait.log.errors import InvalidTopicError, TopicExistsError, UnknownTopicError
 from plait.observe.metrics import BrokerMetrics
+
+
+class Waiter(Protocol):
+    """A parked long poll: ``wake`` re-checks for data; ``final`` means answer now."""
+
+    def wake(self, final: bool = False) -> None: ...
 
 
 class Broker:
@@ -38,7 +44,7 @@ class Broker:
         )
         self.stopping = False
         self.port = config.port  # the bound port, once listening (port 0 picks one)
-        self._waiters: dict[tuple[str, int], set[asyncio.Event]] = defaultdict(set)
+        self._waiters: dict[tuple[str, int], set[Waiter]] = defaultdict(set)
 
     @property
     def advertised_host(self) -> str:
@@ -80,25 +86,30 @@ class Broker:
     # -- long-poll wake-ups ------------------------------------------------------------
 
     def notify(self, topic: str, index: int) -> None:
-        """Wake every Fetch waiting on this partition; called after each append."""
-        for event in self._waiters.get((topic, index), ()):
-            event.set()
+        """Wake every Fetch waiting on this partition; called after each append.
 
-    def watch(self, keys: list[tuple[str, int]], event: asyncio.Event) -> None:
+        Waiters run synchronously here (they may answer and unwatch themselves), so a
+        copy of the set is iterated.
+        """
+        waiters = self._waiters.get((topic, index))
+        if waiters:
+            for waiter in tuple(waiters):
+                waiter.wake()
+
+    def watch(self, keys: list[tuple[str, int]], waiter: Waiter) -> None:
         for key in keys:
-            self._waiters[key].add(event)
+            self._waiters[key].add(waiter)
 
-    def unwatch(self, keys: list[tuple[str, int]], event: asyncio.Event) -> None:
+    def unwatch(self, keys: list[tuple[str, int]], waiter: Waiter) -> None:
         for key in keys:
             waiters = self._waiters.get(key)
             if waiters is not None:
-                waiters.discard(event)
+                waiters.discard(waiter)
                 if not waiters:
                     del self._waiters[key]
 
     def wake_all(self) -> None:
         """Release every long poll now (shutdown)."""
         self.stopping = True
-        for waiters in self._waiters.values():
-            for event in waiters:
-                event.set()
+        for waiter in {w for waiters in self._waiters.values() for w in waiters}:
+            waiter.wake(final=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from kafka.protocol.consumer import ListOffsetsResponse
 
@@ -60,34 +61,80 @@ def _read_all(broker: Broker, req: Request) -> tuple[list[TopicData], int, list[
                 pd.records = None
                 if pd.error_code == E.UnknownServerError.errno:
                     log.exception("fetch from %s[%s] failed", ft.topic, fp.partition)
-                broker.metrics.partition_errors.labels("Fetch", str(pd.error_code)).inc()
+                broker.metrics.partition_error("Fetch", pd.error_code)
             td.partitions.append(pd)
         topics.append(td)
     return topics, total, keys
 
 
-async def handle_fetch(broker: Broker, req: Request) -> RawBody:
-    body = req.body
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + max(0, body.max_wait_ms) / 1000
-    topics, total, keys = _read_all(broker, req)
-    if total < max(1, body.min_bytes) and body.max_wait_ms > 0 and keys:
-        event = asyncio.Event()
-        broker.watch(keys, event)
+class FetchPoll:
+    """One Fetch, answered through ``deliver`` exactly once (or never, if cancelled).
+
+    ``start`` reads at once; when less than ``min_bytes`` is there and the client allows
+    a wait, the poll parks on its partitions. ``Broker.notify`` calls ``wake`` on the
+    appending request's own stack, so the answer is written in the same event-loop
+    iteration as the append that satisfies it (no task switch, no extra wake-up). The
+    deadline is a loop timer; shutdown (``wake(final=True)``) answers with what is there.
+    """
+
+    __slots__ = ("broker", "deliver", "done", "keys", "req", "timer")
+
+    def __init__(self, broker: Broker, req: Request,
+                 deliver: Callable[[RawBody | None], None]) -> None:
+        self.broker = broker
+        self.req = req
+        self.deliver = deliver
+        self.keys: list[tuple[str, int]] = []
+        self.timer: asyncio.TimerHandle | None = None
+        self.done = False
+
+    def start(self) -> None:
+        body = self.req.body
+        topics, total, keys = _read_all(self.broker, self.req)
+        if total >= max(1, body.min_bytes) or body.max_wait_ms <= 0 or not keys \
+                or self.broker.stopping:
+            self._answer(topics)
+            return
+        self.keys = keys
+        self.broker.watch(keys, self)
+        self.timer = asyncio.get_running_loop().call_later(body.max_wait_ms / 1000, self.wake, True)
+
+    def wake(self, final: bool = False) -> None:
+        """New data on a watched partition (or ``final``: the deadline or shutdown)."""
+        if self.done:
+            return
         try:
-            while total < max(1, body.min_bytes) and not broker.stopping:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    await asyncio.wait_for(event.wait(), remaining)
-                except TimeoutError:
-                    break
-                event.clear()
-                topics, total, keys = _read_all(broker, req)
-        finally:
-            broker.unwatch(keys, event)
-    return RawBody(encode_fetch_body(req.api_version, topics))
+            topics, total, _keys = _read_all(self.broker, self.req)
+            if final or total >= max(1, self.req.body.min_bytes):
+                self._answer(topics)
+        except Exception:  # never let a fetch bug fail the producer whose append woke it
+            log.exception("fetch answer failed")
+            self.cancel()
+            self.deliver(None)
+
+    def cancel(self) -> None:
+        """Stop waiting without answering (the client is gone)."""
+        self.done = True
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.keys:
+            self.broker.unwatch(self.keys, self)
+            self.keys = []
+
+    def _answer(self, topics: list[TopicData]) -> None:
+        self.cancel()
+        self.deliver(RawBody(encode_fetch_body(self.req.api_version, topics)))
+
+
+async def handle_fetch(broker: Broker, req: Request) -> RawBody | None:
+    """The same Fetch as an awaitable (the server drives FetchPoll directly)."""
+    future: asyncio.Future[RawBody | None] = asyncio.get_running_loop().create_future()
+    poll = FetchPoll(broker, req, future.set_result)
+    poll.start()
+    try:
+        return await future
+    finally:
+        poll.cancel()
 
 
 def _timestamp_at(part: Partition, offset: int, fallback: int) -> int:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 
-from kafka.protocol.producer import InitProducerIdResponse, ProduceResponse
+from kafka.protocol.producer import InitProducerIdResponse
 
 from plait.broker import errors as E
 from plait.broker.codec import Request
-from plait.broker.handlers._common import error_code
+from plait.broker.handlers._common import RawBody, error_code
+from plait.broker.produce_wire import PartitionResult, encode_produce_body
 from plait.broker.state import Broker
 
 log = logging.getLogger(__name__)
@@ -23,15 +24,19 @@ log = logging.getLogger(__name__)
 MAX_EPOCH = 32767
 
 
-async def handle_produce(broker: Broker, req: Request) -> ProduceResponse | None:
+def produce_now(broker: Broker, req: Request) -> RawBody | None:
+    """Append every partition's batch now, on the caller's stack (no await).
+
+    The server calls this as soon as the request is decoded, so pipelined produces of
+    one partition land in arrival order, and a long-polling Fetch woken by the append
+    (``Broker.notify``) is answered in the same event-loop iteration.
+    """
     body = req.body
-    TR = ProduceResponse.TopicProduceResponse
-    PR = TR.PartitionProduceResponse
-    topics = []
+    metrics = broker.metrics
+    topics: list[tuple[str, list[PartitionResult]]] = []
     for td in body.topic_data:
         parts = []
         for pd in td.partition_data:
-            code, base, append_time, start, message = 0, -1, -1, -1, None
             try:
                 if body.transactional_id is not None:
                     raise E.InvalidRequest("transactional produce is not supported")
@@ -39,23 +44,26 @@ async def handle_produce(broker: Broker, req: Request) -> ProduceResponse | None
                     raise E.InvalidRecord("produce request carries no record batch")
                 partition = broker.partition(td.name, pd.index, create=True)
                 result = partition.append(bytes(pd.records))
-                base, start = result.base_offset, result.log_start_offset
-                append_time = result.log_append_time if result.log_append_time else -1
                 if not result.duplicate:
-                    broker.metrics.records_bytes_in.labels(td.name).inc(len(pd.records))
+                    metrics.produced(td.name, len(pd.records))
                     broker.notify(td.name, pd.index)
+                parts.append(PartitionResult(
+                    pd.index, 0, result.base_offset, result.log_append_time or -1,
+                    result.log_start_offset))
             except Exception as exc:  # one partition's failure is reported for it alone
-                code, message = error_code(exc), str(exc)
+                code = error_code(exc)
                 if code == E.UnknownServerError.errno:
                     log.exception("produce to %s[%s] failed", td.name, pd.index)
-                broker.metrics.partition_errors.labels("Produce", str(code)).inc()
-            parts.append(PR(index=pd.index, error_code=code, base_offset=base,
-                            log_append_time_ms=append_time, log_start_offset=start,
-                            record_errors=[], error_message=message))
-        topics.append(TR(name=td.name, partition_responses=parts))
+                metrics.partition_error("Produce", code)
+                parts.append(PartitionResult(pd.index, code, error_message=str(exc)))
+        topics.append((td.name, parts))
     if body.acks == 0:
         return None
-    return ProduceResponse(responses=topics, throttle_time_ms=0)
+    return RawBody([encode_produce_body(req.api_version, topics)])
+
+
+async def handle_produce(broker: Broker, req: Request) -> RawBody | None:
+    return produce_now(broker, req)
 
 
 async def handle_init_producer_id(broker: Broker, req: Request) -> InitProducerIdResponse:
