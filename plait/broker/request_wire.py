@@ -26,94 +26,6 @@ _I64 = struct.Struct(">q")
 _FETCH_HEAD = struct.Struct(">iiiib")  # replica_id, max_wait_ms, min_bytes, max_bytes, isolation
 
 
-class _Reader:
-    """A cursor over one frame; ``flex`` selects compact (varint) lengths (KIP-482)."""
-
-    __slots__ = ("buf", "flex", "key", "pos")
-
-    def __init__(self, buf: memoryview, pos: int, flex: bool, key: int) -> None:
-        self.buf = buf
-        self.pos = pos
-        self.flex = flex
-        self.key = key
-
-    def fail(self, what: str) -> MalformedFrameError:
-        return MalformedFrameError(
-            f"request field {what} at byte {self.pos} does not fit the {len(self.buf)}-byte frame",
-            api_key=self.key, position=self.pos,
-        )
-
-    def fixed(self, st: struct.Struct, what: str) -> tuple[Any, ...]:
-        pos = self.pos
-        if pos + st.size > len(self.buf):
-            raise self.fail(what)
-        self.pos = pos + st.size
-        return st.unpack_from(self.buf, pos)
-
-    def i32(self, what: str) -> int:
-        return int(self.fixed(_I32, what)[0])
-
-    def uvarint(self, what: str) -> int:
-        buf, pos = self.buf, self.pos
-        value = shift = 0
-        while True:
-            if pos >= len(buf) or shift > 28:
-                raise self.fail(what)
-            b = buf[pos]
-            pos += 1
-            value |= (b & 0x7F) << shift
-            if not b & 0x80:
-                self.pos = pos
-                return value
-            shift += 7
-
-    def length(self, what: str) -> int:
-        """A string/bytes length: -1 means null (compact form: 0 means null)."""
-        if self.flex:
-            return self.uvarint(what) - 1
-        return int(self.fixed(_I16, what)[0])
-
-    def count(self, what: str) -> int:
-        """An array length; a null array (-1) reads as empty, as kafka-python does."""
-        n = self.uvarint(what) - 1 if self.flex else int(self.fixed(_I32, what)[0])
-        if n > len(self.buf) - self.pos:  # each element takes at least one byte
-            raise self.fail(what)
-        return max(n, 0)
-
-    def string(self, what: str) -> str | None:
-        n = self.length(what)
-        if n < 0:
-            return None
-        return self.take(n, what).decode("utf-8", "replace")
-
-    def take(self, n: int, what: str) -> bytes:
-        pos = self.pos
-        if n < 0 or pos + n > len(self.buf):
-            raise self.fail(what)
-        self.pos = pos + n
-        return bytes(self.buf[pos : pos + n])
-
-    def records(self, what: str) -> memoryview | None:
-        n = self.uvarint(what) - 1 if self.flex else self.i32(what)
-        if n < 0:
-            return None
-        pos = self.pos
-        if pos + n > len(self.buf):
-            raise self.fail(what)
-        self.pos = pos + n
-        return self.buf[pos : pos + n]
-
-    def skip_tags(self, what: str) -> None:
-        if not self.flex:
-            return
-        for _ in range(self.uvarint(what)):
-            self.uvarint(what)
-            size = self.uvarint(what)
-            if self.pos + size > len(self.buf):
-                raise self.fail(what)
-            self.pos += size
-
-
 # -- Produce ------------------------------------------------------------------------------
 
 
@@ -145,22 +57,131 @@ class ProduceBody:
 
 
 def decode_produce(buf: memoryview, pos: int, version: int) -> ProduceBody:
-    """ProduceRequest v3-9 body starting at ``pos`` (after the request header)."""
-    r = _Reader(buf, pos, version >= 9, 0)
-    txn = r.string("transactional_id")
-    acks, timeout = r.fixed(_ACKS, "acks/timeout_ms")
-    topics = []
-    for _ in range(r.count("topic_data")):
-        name = r.string("topic name")
-        parts = []
-        for _ in range(r.count("partition_data")):
-            index = r.i32("partition index")
-            parts.append(ProducePartition(index, r.records("records")))
-            r.skip_tags("partition tagged fields")
-        r.skip_tags("topic tagged fields")
-        topics.append(ProduceTopic(name or "", parts))
-    r.skip_tags("tagged fields")
+    """ProduceRequest v3-9 body starting at ``pos`` (after the request header).
+
+    Written flat (local cursor, one-byte varints inline) because this runs for every
+    produce; a read past the end surfaces as struct.error/IndexError and is reported as
+    MalformedFrameError at the last field start, and lengths are checked explicitly.
+    """
+    flex = version >= 9
+    end = len(buf)
+    start = pos
+    what = "transactional_id"
+    try:
+        if flex:
+            n, pos = _varint(buf, pos)
+            n -= 1
+        else:
+            n = _I16.unpack_from(buf, pos)[0]
+            pos += 2
+        txn = None
+        if n >= 0:
+            if pos + n > end:
+                raise _Short(pos)
+            txn = bytes(buf[pos : pos + n]).decode("utf-8", "replace")
+            pos += n
+        what = "acks/timeout_ms"
+        acks, timeout = _ACKS.unpack_from(buf, pos)
+        pos += 6
+        what = "topic_data"
+        if flex:
+            nt, pos = _varint(buf, pos)
+            nt -= 1
+        else:
+            nt = _I32.unpack_from(buf, pos)[0]
+            pos += 4
+        if nt > end - pos:
+            raise _Short(pos)
+        topics = []
+        for _ in range(nt):
+            what = "topic name"
+            if flex:
+                n, pos = _varint(buf, pos)
+                n -= 1
+            else:
+                n = _I16.unpack_from(buf, pos)[0]
+                pos += 2
+            if n < 0 or pos + n > end:
+                raise _Short(pos)
+            name = bytes(buf[pos : pos + n]).decode("utf-8", "replace")
+            pos += n
+            what = "partition_data"
+            if flex:
+                np, pos = _varint(buf, pos)
+                np -= 1
+            else:
+                np = _I32.unpack_from(buf, pos)[0]
+                pos += 4
+            if np > end - pos:
+                raise _Short(pos)
+            parts = []
+            for _ in range(np):
+                what = "partition index/records"
+                index = _I32.unpack_from(buf, pos)[0]
+                pos += 4
+                if flex:
+                    n, pos = _varint(buf, pos)
+                    n -= 1
+                else:
+                    n = _I32.unpack_from(buf, pos)[0]
+                    pos += 4
+                records = None
+                if n >= 0:
+                    if pos + n > end:
+                        raise _Short(pos)
+                    records = buf[pos : pos + n]
+                    pos += n
+                parts.append(ProducePartition(index, records))
+                if flex:
+                    pos = _skip_tags(buf, pos)
+            what = "tagged fields"
+            if flex:
+                pos = _skip_tags(buf, pos)
+            topics.append(ProduceTopic(name, parts))
+        if flex:
+            pos = _skip_tags(buf, pos)
+    except (struct.error, IndexError, _Short) as exc:
+        at = exc.pos if isinstance(exc, _Short) else pos
+        raise MalformedFrameError(
+            f"Produce v{version} request: {what} at byte {at} runs past the {end}-byte frame "
+            f"(body from byte {start})", api_key=0, position=at,
+        ) from None
     return ProduceBody(txn, int(acks), int(timeout), topics)
+
+
+class _Short(Exception):
+    """A length in the frame points past its end (internal to the flat decoders)."""
+
+    def __init__(self, pos: int) -> None:
+        super().__init__(pos)
+        self.pos = pos
+
+
+def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
+    b = buf[pos]
+    if b < 0x80:
+        return b, pos + 1
+    value, shift = b & 0x7F, 7
+    while True:
+        pos += 1
+        b = buf[pos]
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, pos + 1
+        shift += 7
+        if shift > 28:
+            raise _Short(pos)
+
+
+def _skip_tags(buf: memoryview, pos: int) -> int:
+    count, pos = _varint(buf, pos)
+    for _ in range(count):
+        _tag, pos = _varint(buf, pos)
+        size, pos = _varint(buf, pos)
+        pos += size
+        if pos > len(buf):
+            raise _Short(pos)
+    return pos
 
 
 _ACKS = struct.Struct(">hi")
@@ -224,40 +245,120 @@ class FetchBody:
 
 
 _SESSION = struct.Struct(">ii")
-_OFFSET = struct.Struct(">q")
 
 
 def decode_fetch(buf: memoryview, pos: int, version: int) -> FetchBody:
-    """FetchRequest v4-12 body starting at ``pos`` (after the request header)."""
-    r = _Reader(buf, pos, version >= 12, 1)
-    head = r.fixed(_FETCH_HEAD, "fetch limits")
-    session = r.fixed(_SESSION, "session id/epoch") if version >= 7 else (0, -1)
-    topics = []
-    for _ in range(r.count("topics")):
-        name = r.string("topic name") or ""
-        parts = []
-        for _ in range(r.count("partitions")):
-            index = r.i32("partition index")
-            leader_epoch = r.i32("current_leader_epoch") if version >= 9 else -1
-            (offset,) = r.fixed(_OFFSET, "fetch_offset")
-            last_epoch = r.i32("last_fetched_epoch") if version >= 12 else -1
-            log_start = r.fixed(_OFFSET, "log_start_offset")[0] if version >= 5 else -1
-            max_bytes = r.i32("partition_max_bytes")
-            r.skip_tags("partition tagged fields")
-            parts.append(FetchPartition(index, leader_epoch, int(offset), last_epoch,
-                                        int(log_start), max_bytes))
-        r.skip_tags("topic tagged fields")
-        topics.append(FetchTopic(name, parts))
-    forgotten: list[tuple[str, list[int]]] = []
-    if version >= 7:
-        for _ in range(r.count("forgotten_topics_data")):
-            name = r.string("forgotten topic") or ""
-            indexes = [r.i32("forgotten partition") for _ in range(r.count("forgotten partitions"))]
-            r.skip_tags("forgotten topic tagged fields")
-            forgotten.append((name, indexes))
-    rack = (r.string("rack_id") or "") if version >= 11 else ""
-    r.skip_tags("tagged fields")
+    """FetchRequest v4-12 body starting at ``pos`` (after the request header).
+
+    Flat like decode_produce, for the same reason: it runs for every fetch.
+    """
+    flex = version >= 12
+    end = len(buf)
+    start = pos
+    what = "fetch limits"
+    try:
+        head = _FETCH_HEAD.unpack_from(buf, pos)
+        pos += _FETCH_HEAD.size
+        session = (0, -1)
+        if version >= 7:
+            what = "session id/epoch"
+            session = _SESSION.unpack_from(buf, pos)
+            pos += 8
+        what = "topics"
+        nt, pos = _count(buf, pos, flex)
+        topics = []
+        for _ in range(nt):
+            what = "topic name"
+            name, pos = _string(buf, pos, flex)
+            what = "partitions"
+            np, pos = _count(buf, pos, flex)
+            parts = []
+            for _ in range(np):
+                what = "partition fields"
+                if version >= 12:
+                    index, leader_epoch, offset, last_epoch, log_start, max_bytes = \
+                        _FETCH_P12.unpack_from(buf, pos)
+                    pos += _FETCH_P12.size
+                elif version >= 9:
+                    index, leader_epoch, offset, log_start, max_bytes = \
+                        _FETCH_P9.unpack_from(buf, pos)
+                    pos += _FETCH_P9.size
+                    last_epoch = -1
+                elif version >= 5:
+                    index, offset, log_start, max_bytes = _FETCH_P5.unpack_from(buf, pos)
+                    pos += _FETCH_P5.size
+                    leader_epoch = last_epoch = -1
+                else:
+                    index, offset, max_bytes = _FETCH_P4.unpack_from(buf, pos)
+                    pos += _FETCH_P4.size
+                    leader_epoch = last_epoch = log_start = -1
+                if flex:
+                    pos = _skip_tags(buf, pos)
+                parts.append(FetchPartition(index, leader_epoch, offset, last_epoch,
+                                            log_start, max_bytes))
+            if flex:
+                pos = _skip_tags(buf, pos)
+            topics.append(FetchTopic(name or "", parts))
+        forgotten: list[tuple[str, list[int]]] = []
+        if version >= 7:
+            what = "forgotten_topics_data"
+            nf, pos = _count(buf, pos, flex)
+            for _ in range(nf):
+                fname, pos = _string(buf, pos, flex)
+                ni, pos = _count(buf, pos, flex)
+                indexes = list(struct.unpack_from(f">{ni}i", buf, pos))
+                pos += 4 * ni
+                if flex:
+                    pos = _skip_tags(buf, pos)
+                forgotten.append((fname or "", indexes))
+        rack = ""
+        if version >= 11:
+            what = "rack_id"
+            rack_s, pos = _string(buf, pos, flex)
+            rack = rack_s or ""
+        what = "tagged fields"
+        if flex:
+            pos = _skip_tags(buf, pos)
+    except (struct.error, IndexError, _Short) as exc:
+        at = exc.pos if isinstance(exc, _Short) else pos
+        raise MalformedFrameError(
+            f"Fetch v{version} request: {what} at byte {at} runs past the {end}-byte frame "
+            f"(body from byte {start})", api_key=1, position=at,
+        ) from None
     return FetchBody(head, session, topics, forgotten, rack)
+
+
+_FETCH_P4 = struct.Struct(">iqi")  # partition, fetch_offset, partition_max_bytes
+_FETCH_P5 = struct.Struct(">iqqi")  # + log_start_offset
+_FETCH_P9 = struct.Struct(">iiqqi")  # + current_leader_epoch
+_FETCH_P12 = struct.Struct(">iiqiqi")  # + last_fetched_epoch
+
+
+def _count(buf: memoryview, pos: int, flex: bool) -> tuple[int, int]:
+    """An array length (a null array reads as empty, as kafka-python does)."""
+    if flex:
+        n, pos = _varint(buf, pos)
+        n -= 1
+    else:
+        n = _I32.unpack_from(buf, pos)[0]
+        pos += 4
+    if n > len(buf) - pos:  # every element takes at least one byte
+        raise _Short(pos)
+    return max(n, 0), pos
+
+
+def _string(buf: memoryview, pos: int, flex: bool) -> tuple[str | None, int]:
+    if flex:
+        n, pos = _varint(buf, pos)
+        n -= 1
+    else:
+        n = _I16.unpack_from(buf, pos)[0]
+        pos += 2
+    if n < 0:
+        return None, pos
+    if pos + n > len(buf):
+        raise _Short(pos)
+    return bytes(buf[pos : pos + n]).decode("utf-8", "replace"), pos + n
 
 
 LEAN_DECODERS = {0: decode_produce, 1: decode_fetch}

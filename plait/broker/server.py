@@ -1,10 +1,10 @@
 """The Kafka listener: frames in, handlers, frames out, on asyncio.
 
-Per connection, one reader task decodes frames and dispatches each request; answers
-are written strictly in request order (Kafka's per-connection ordering promise), yet
-requests overlap their waits (a long-polling Fetch does not hold up a Heartbeat).
-Produce runs on the reader's stack as soon as it is decoded, so pipelined batches of
-one partition land in send order, and a Fetch parked on that partition is answered by
+Each connection is an asyncio Protocol that parses frames as bytes arrive and
+dispatches each request at once; answers are written strictly in request order (Kafka's
+per-connection ordering promise), yet requests overlap their waits (a long-polling
+Fetch does not hold up a Heartbeat). Produce runs as soon as its frame is parsed, so
+pipelined batches of one partition land in send order, and a Fetch parked on that partition is answered by
 the append itself, in the same event-loop iteration (see handlers/fetch.FetchPoll).
 
 Limits protect the other clients: a frame's size is checked before it is read; one
@@ -22,7 +22,7 @@ import logging
 import struct
 import time
 from collections import deque
-from typing import Any
+from typing import Any, cast
 
 from plait.broker import errors as E
 from plait.broker.codec import (
@@ -66,108 +66,162 @@ class _Slot:
         self.poll: FetchPoll | None = None
 
 
-class _Connection:
-    """One client connection: a reader task, and answers written as they complete.
+class _Connection(asyncio.Protocol):
+    """One client connection, parsed in ``data_received``: no reader task, no awaits.
 
-    Produce and Fetch (the hot path) run synchronously on the reader's stack; a Fetch
+    Produce and Fetch (the hot path) run synchronously as their frame is parsed; a Fetch
     that must wait parks as a FetchPoll that the appending produce answers directly.
     Other APIs run as tasks. Whenever an answer completes, every answer at the head of
     the order that is ready is written with one ``transport.write``: no writer task,
     no extra loop iteration between an answer and its bytes on the socket.
     """
 
-    def __init__(self, server: KafkaServer, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter) -> None:
+    def __init__(self, server: KafkaServer) -> None:
         self.server = server
         self.broker = server.broker
         self.metrics = server.broker.metrics
-        self.reader = reader
-        self.writer = writer
-        self.transport = writer.transport
-        peer = writer.get_extra_info("peername")
-        self.host = str(peer[0]) if peer else ""
+        self.limit = self.broker.config.max_request_bytes
+        self.max_running = self.broker.config.max_inflight_per_connection
+        self.transport: asyncio.Transport | None = None
+        self.host = ""
+        self.buf = bytearray()  # bytes received but not yet parsed into a frame
         self.pending: deque[_Slot] = deque()
         self.running = 0  # requests whose handler has not finished
         self.inflight_bytes = 0
-        self.room = asyncio.Event()  # set when a request finishes (limits may now allow more)
-        self.idle = asyncio.Event()  # set when every read request has been answered
-        self.idle.set()
-        self.broken = False
-        self.read_task: asyncio.Task[None] | None = None
+        self.blocked = False  # parsing stopped at a limit; _finish resumes it
+        self.paused = False  # transport reading paused (limits, slow reader, shutdown)
+        self.write_paused = False
+        self.stopped = False  # shutdown: take no more requests, answer those read
+        self.broken = False  # closed: nobody reads answers any more
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    # -- transport callbacks -----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's TCP transport implements asyncio.Transport without subclassing it.
+        self.transport = transport = cast(asyncio.Transport, transport)
+        server = self.server
+        if server.closing or len(server.conns) >= self.broker.config.max_connections:
+            self.metrics.rejected_connections.inc()
+            self.broken = True
+            transport.close()
+            return
+        transport.set_write_buffer_limits(high=_WRITE_HIGH)
+        peer = transport.get_extra_info("peername")
+        self.host = str(peer[0]) if peer else ""
+        server.conns.add(self)
+        self.metrics.connections.inc()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self in self.server.conns:
+            self.server.conns.discard(self)
+            self.metrics.connections.dec()
+        self._abandon()  # the client is gone: nobody is left to answer
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        # A client that does not read its answers stops having its requests read.
+        self.write_paused = True
+        self._pause()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._resume()
+
+    def data_received(self, data: bytes) -> None:
+        if self.broken or self.stopped:
+            return
+        self.buf += data
+        if not self.blocked:
+            self._parse()
+
+    def eof_received(self) -> bool:
+        return False  # a half-closed client has gone: close (answers in flight are dropped)
+
+    # -- frames ------------------------------------------------------------------------
+
+    def _parse(self) -> None:
+        """Dispatch every complete frame in the buffer that the limits allow."""
+        buf = self.buf
+        pos = 0
+        try:
+            while not (self.stopped or self.broken) and len(buf) - pos >= 4:
+                (size,) = _SIZE.unpack_from(buf, pos)
+                if size < 0 or size > self.limit:
+                    raise E.FrameTooLargeError(size, self.limit)
+                # At most ``max_running`` requests and ``limit`` request bytes (one frame
+                # always may) per connection: stop reading until a request finishes.
+                if self.running >= self.max_running or (
+                        self.inflight_bytes and self.inflight_bytes + size > self.limit):
+                    self.blocked = True
+                    self._pause()
+                    break
+                end = pos + 4 + size
+                if len(buf) < end:
+                    break
+                data = bytes(buf[pos + 4 : end])
+                pos = end
+                self.inflight_bytes += size
+                self.metrics.bytes_in.inc(4 + size)
+                req = decode_request(data)  # raises MalformedFrameError: the connection closes
+                if isinstance(req, Request):
+                    req.client_host = self.host
+                elif _unsupported(req) is None:
+                    # No answer the client could parse exists (unknown key): close, as Kafka does.
+                    raise E.MalformedFrameError(
+                        f"unsupported API key {req.api_key} version {req.api_version}",
+                        api_key=req.api_key,
+                    )
+                self._dispatch(req)
+        except (E.MalformedFrameError, E.FrameTooLargeError) as exc:
+            self.metrics.malformed.inc()
+            log.warning("closing connection from %s: %s", self.host, exc)
+            self._abandon()
+            if self.transport is not None:
+                self.transport.close()  # answers already written are still flushed
+            return
+        del buf[:pos]
+
+    def _pause(self) -> None:
+        if not self.paused and self.transport is not None and not self.broken:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        """Read again when neither a limit, a slow reader nor shutdown holds us back."""
+        if self.broken or self.stopped or self.write_paused:
+            return
+        self.blocked = False
+        if self.paused and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+        self._parse()
 
     def _abandon(self) -> None:
         """Cancel requests still running (a long poll, a parked JoinGroup) whose answer
         no one will read, so a vanished client holds no memory or group slot."""
         self.broken = True
-        for slot in self.pending:
+        pending, self.pending = self.pending, deque()
+        for slot in pending:
             if slot.task is not None:
                 slot.task.cancel()
             if slot.poll is not None:
                 slot.poll.cancel()
-        self.pending.clear()
-        self.idle.set()
 
     def stop_reading(self) -> None:
-        """Take no more requests from this client; what was read is still answered."""
-        if self.read_task is not None:
-            self.read_task.cancel()
-
-    async def run(self) -> None:
-        self.read_task = asyncio.create_task(self._read_loop())
-        try:
-            await self.read_task
-        except (E.MalformedFrameError, E.FrameTooLargeError) as exc:
-            self.metrics.malformed.inc()
-            log.warning("closing connection from %s: %s", self.host, exc)
-            self._abandon()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            self._abandon()  # the client is gone: nobody is left to answer
-        except asyncio.CancelledError:
-            # Shutdown stopped the reader (see stop_reading); every request already read
-            # is still answered (long polls have been woken to end early).
-            await self.idle.wait()
-        finally:
-            self._abandon()
-            self.writer.close()
-
-    async def _read_loop(self) -> None:
-        limit = self.broker.config.max_request_bytes
-        max_running = self.broker.config.max_inflight_per_connection
-        reader = self.reader
-        while not self.server.closing:
-            head = await reader.readexactly(4)
-            (size,) = _SIZE.unpack(head)
-            if size < 0 or size > limit:
-                raise E.FrameTooLargeError(size, limit)
-            # One connection holds at most ``limit`` request bytes (one frame always may).
-            while self.inflight_bytes and self.inflight_bytes + size > limit:
-                self.room.clear()
-                await self.room.wait()
-            self.inflight_bytes += size
-            data = await reader.readexactly(size)
-            self.metrics.bytes_in.inc(4 + size)
-            req = decode_request(data)  # raises MalformedFrameError: the connection closes
-            if isinstance(req, Request):
-                req.client_host = self.host
-            elif _unsupported(req) is None:
-                # No answer the client could parse exists (unknown key): close, as Kafka does.
-                raise E.MalformedFrameError(
-                    f"unsupported API key {req.api_key} version {req.api_version}",
-                    api_key=req.api_key,
-                )
-            while self.running >= max_running:
-                self.room.clear()
-                await self.room.wait()
-            self._dispatch(req)
-            if self.transport.get_write_buffer_size() > _WRITE_HIGH:
-                await self.writer.drain()  # a client that does not read slows its own reads
+        """Take no more requests from this client; what was read is still answered,
+        then the connection closes."""
+        self.stopped = True
+        self._pause()
+        if not self.pending and self.transport is not None:
+            self.transport.close()
 
     def _dispatch(self, req: Request | UnsupportedRequest) -> None:
         spec = SUPPORTED.get(req.api_key)
         slot = _Slot(req, spec.name if spec else f"key{req.api_key}")
         self.pending.append(slot)
         self.running += 1
-        self.idle.clear()
         if isinstance(req, UnsupportedRequest):
             self._finish(slot, _unsupported(req), E.UnsupportedVersion.errno)
         elif req.api_key == PRODUCE_KEY:
@@ -229,28 +283,30 @@ class _Connection:
         slot.chunks = chunks
         self.running -= 1
         self.inflight_bytes -= slot.req.size
-        self.room.set()
+        if self.blocked:
+            # Not on this stack: _finish may run inside another connection's produce.
+            asyncio.get_running_loop().call_soon(self._resume)
         self.metrics.request_done(slot.api, code, time.perf_counter() - slot.started)
         pending = self.pending
-        if self.broken or not pending or not pending[0].done:
+        transport = self.transport
+        if self.broken or transport is None or not pending or not pending[0].done:
             return
         out: Chunks = []
         while pending and pending[0].done:
             ready = pending.popleft().chunks
             if ready is not None:
                 out.extend(ready)
-        if not pending:
-            self.idle.set()
-        if not out or self.transport.is_closing():
-            return
-        size = sum(len(c) for c in out)
-        # One write: a joined small answer costs one send() syscall; big Fetch answers
-        # go uncopied through writelines.
-        if size <= _JOIN_MAX:
-            self.transport.write(b"".join(out))
-        else:
-            self.transport.writelines(out)
-        self.metrics.bytes_out.inc(size)
+        if out and not transport.is_closing():
+            size = sum(len(c) for c in out)
+            # One write: a joined small answer costs one send() syscall; big Fetch
+            # answers go uncopied through writelines.
+            if size <= _JOIN_MAX:
+                transport.write(b"".join(out))
+            else:
+                transport.writelines(out)
+            self.metrics.bytes_out.inc(size)
+        if self.stopped and not pending:
+            transport.close()
 
 
 def _top_error(reply: Any) -> int:
@@ -291,33 +347,17 @@ class KafkaServer:
         self.broker = broker
         self.closing = False
         self._server: asyncio.Server | None = None
-        self._conns: dict[asyncio.Task[None], _Connection] = {}
+        self.conns: set[_Connection] = set()
 
     async def start(self) -> int:
         cfg = self.broker.config
-        self._server = await asyncio.start_server(
-            self._accept, cfg.host, cfg.port, limit=1 << 16, reuse_address=True
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Connection(self), cfg.host, cfg.port, reuse_address=True
         )
         sock = self._server.sockets[0]
         self.broker.port = int(sock.getsockname()[1])
         return self.broker.port
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        metrics = self.broker.metrics
-        if self.closing or len(self._conns) >= self.broker.config.max_connections:
-            metrics.rejected_connections.inc()
-            writer.close()
-            return
-        task = asyncio.current_task()
-        assert task is not None
-        conn = _Connection(self, reader, writer)
-        self._conns[task] = conn
-        metrics.connections.inc()
-        try:
-            await conn.run()
-        finally:
-            metrics.connections.dec()
-            self._conns.pop(task, None)
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Stop accepting, answer what is in flight (long polls end early), then close."""
@@ -325,11 +365,15 @@ class KafkaServer:
         if self._server is not None:
             self._server.close()
         self.broker.wake_all()
-        for conn in list(self._conns.values()):
+        conns = list(self.conns)
+        for conn in conns:
             conn.stop_reading()
-        if self._conns:
-            _done, still = await asyncio.wait(set(self._conns), timeout=grace_s)
-            for task in still:
-                task.cancel()
+        if conns:
+            _done, late = await asyncio.wait([c.closed for c in conns], timeout=grace_s)
+            for conn in conns:
+                if not conn.closed.done() and conn.transport is not None:
+                    conn.transport.abort()  # a request still parked past the grace period
+            if late:
+                await asyncio.wait(late, timeout=1.0)
         if self._server is not None:
             await self._server.wait_closed()
