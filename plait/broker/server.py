@@ -163,7 +163,7 @@ class _Connection(asyncio.Protocol):
                 data = bytes(buf[pos + 4 : end])
                 pos = end
                 self.inflight_bytes += size
-                self.metrics.bytes_in.inc(4 + size)
+                self.metrics.received(4 + size)
                 req = decode_request(data)  # raises MalformedFrameError: the connection closes
                 if isinstance(req, Request):
                     req.client_host = self.host
@@ -304,7 +304,7 @@ class _Connection(asyncio.Protocol):
                 transport.write(b"".join(out))
             else:
                 transport.writelines(out)
-            self.metrics.bytes_out.inc(size)
+            self.metrics.sent(size)
         if self.stopped and not pending:
             transport.close()
 
