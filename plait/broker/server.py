@@ -146,7 +146,8 @@ class _Connection(asyncio.Protocol):
         buf = self.buf
         pos = 0
         try:
-            while not (self.stopped or self.broken) and len(buf) - pos >= 4:
+            # A slow reader (write_paused) stops parsing too; resume_writing resumes it.
+            while not (self.stopped or self.broken or self.write_paused) and len(buf) - pos >= 4:
                 (size,) = _SIZE.unpack_from(buf, pos)
                 if size < 0 or size > self.limit:
                     raise E.FrameTooLargeError(size, self.limit)
