@@ -3,8 +3,10 @@
 The per-API message classes come from kafka-python's ``kafka.protocol``, which are
 generated from Kafka's own JSON message definitions: we do not transcribe schemas.
 The table below says which versions plait implements; ApiVersions advertises exactly
-it. Record sets stay opaque bytes: Produce hands them to the log as decoded, and
-Fetch builds its body around stored bytes (see handlers/fetch_codec.py).
+it. Produce and Fetch, the per-message requests, are decoded by the hand readers in
+request_wire.py (checked against these same classes in tests). Record sets stay opaque
+bytes: Produce hands them to the log as decoded, and Fetch builds its body around
+stored bytes (see fetch_wire.py).
 """
 
 from __future__ import annotations
