@@ -230,3 +230,15 @@ def test_connections_over_the_limit_are_refused(tmp_path: Path) -> None:
         finally:
             first.close()
             second.close()
+
+
+def test_offset_fetch_without_a_group_id_is_invalid_group_id(broker: ServeProcess) -> None:
+    from kafka.protocol.consumer import OffsetFetchRequest, OffsetFetchResponse
+
+    with _connect(broker) as s:
+        for corr, group in enumerate((None, "")):
+            req = OffsetFetchRequest(version=5, group_id=group, topics=None)
+            body = _roundtrip(s, req, corr)
+            resp = OffsetFetchResponse.decode(body[4:], version=5)
+            assert resp.error_code == 24  # INVALID_GROUP_ID
+        _healthy(broker, s, 99)

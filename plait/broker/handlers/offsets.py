@@ -58,6 +58,8 @@ async def handle_offset_fetch(broker: Broker, req: Request) -> OffsetFetchRespon
     TR = OffsetFetchResponse.OffsetFetchResponseTopic
     PR = TR.OffsetFetchResponsePartition
     store = broker.coordinator.store
+    if not b.group_id:  # a null or empty group id names no group: Kafka's INVALID_GROUP_ID
+        return OffsetFetchResponse(throttle_time_ms=0, topics=[], error_code=E.InvalidGroupId.errno)
     if b.topics is None:
         found = store.fetch_offsets(b.group_id)
         by_topic: dict[str, list[int]] = {}
