@@ -15,6 +15,7 @@ the bytes end early or carry an impossible length, never a struct or index error
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 from plait.broker.errors import MalformedFrameError
@@ -26,34 +27,36 @@ _I64 = struct.Struct(">q")
 _FETCH_HEAD = struct.Struct(">iiiib")  # replica_id, max_wait_ms, min_bytes, max_bytes, isolation
 
 
+def _length(buf: memoryview, pos: int, flex: bool, fixed: struct.Struct) -> tuple[int, int]:
+    """A string or array length: compact (unsigned varint + 1) in flexible versions,
+    else a fixed-width signed int; -1 means null. Returns (length, next position)."""
+    if flex:
+        n, pos = _varint(buf, pos)
+        return n - 1, pos
+    return fixed.unpack_from(buf, pos)[0], pos + fixed.size
+
+
 # -- Produce ------------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
 class ProducePartition:
-    __slots__ = ("index", "records")
-
-    def __init__(self, index: int, records: memoryview | None) -> None:
-        self.index = index
-        self.records = records
+    index: int
+    records: memoryview | None
 
 
+@dataclass(slots=True)
 class ProduceTopic:
-    __slots__ = ("name", "partition_data")
-
-    def __init__(self, name: str, partition_data: list[ProducePartition]) -> None:
-        self.name = name
-        self.partition_data = partition_data
+    name: str
+    partition_data: list[ProducePartition]
 
 
+@dataclass(slots=True)
 class ProduceBody:
-    __slots__ = ("acks", "timeout_ms", "topic_data", "transactional_id")
-
-    def __init__(self, transactional_id: str | None, acks: int, timeout_ms: int,
-                 topic_data: list[ProduceTopic]) -> None:
-        self.transactional_id = transactional_id
-        self.acks = acks
-        self.timeout_ms = timeout_ms
-        self.topic_data = topic_data
+    transactional_id: str | None
+    acks: int
+    timeout_ms: int
+    topic_data: list[ProduceTopic]
 
 
 def decode_produce(buf: memoryview, pos: int, version: int) -> ProduceBody:
@@ -68,12 +71,7 @@ def decode_produce(buf: memoryview, pos: int, version: int) -> ProduceBody:
     start = pos
     what = "transactional_id"
     try:
-        if flex:
-            n, pos = _varint(buf, pos)
-            n -= 1
-        else:
-            n = _I16.unpack_from(buf, pos)[0]
-            pos += 2
+        n, pos = _length(buf, pos, flex, _I16)
         txn = None
         if n >= 0:
             if pos + n > end:
@@ -84,34 +82,19 @@ def decode_produce(buf: memoryview, pos: int, version: int) -> ProduceBody:
         acks, timeout = _ACKS.unpack_from(buf, pos)
         pos += 6
         what = "topic_data"
-        if flex:
-            nt, pos = _varint(buf, pos)
-            nt -= 1
-        else:
-            nt = _I32.unpack_from(buf, pos)[0]
-            pos += 4
+        nt, pos = _length(buf, pos, flex, _I32)
         if nt > end - pos:
             raise _Short(pos)
         topics = []
         for _ in range(nt):
             what = "topic name"
-            if flex:
-                n, pos = _varint(buf, pos)
-                n -= 1
-            else:
-                n = _I16.unpack_from(buf, pos)[0]
-                pos += 2
+            n, pos = _length(buf, pos, flex, _I16)
             if n < 0 or pos + n > end:
                 raise _Short(pos)
             name = bytes(buf[pos : pos + n]).decode("utf-8", "replace")
             pos += n
             what = "partition_data"
-            if flex:
-                np, pos = _varint(buf, pos)
-                np -= 1
-            else:
-                np = _I32.unpack_from(buf, pos)[0]
-                pos += 4
+            np, pos = _length(buf, pos, flex, _I32)
             if np > end - pos:
                 raise _Short(pos)
             parts = []
@@ -119,12 +102,7 @@ def decode_produce(buf: memoryview, pos: int, version: int) -> ProduceBody:
                 what = "partition index/records"
                 index = _I32.unpack_from(buf, pos)[0]
                 pos += 4
-                if flex:
-                    n, pos = _varint(buf, pos)
-                    n -= 1
-                else:
-                    n = _I32.unpack_from(buf, pos)[0]
-                    pos += 4
+                n, pos = _length(buf, pos, flex, _I32)
                 records = None
                 if n >= 0:
                     if pos + n > end:
@@ -190,33 +168,20 @@ _ACKS = struct.Struct(">hi")
 # -- Fetch --------------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
 class FetchPartition:
-    __slots__ = (
-        "current_leader_epoch",
-        "fetch_offset",
-        "last_fetched_epoch",
-        "log_start_offset",
-        "partition",
-        "partition_max_bytes",
-    )
-
-    def __init__(self, partition: int, current_leader_epoch: int, fetch_offset: int,
-                 last_fetched_epoch: int, log_start_offset: int,
-                 partition_max_bytes: int) -> None:
-        self.partition = partition
-        self.current_leader_epoch = current_leader_epoch
-        self.fetch_offset = fetch_offset
-        self.last_fetched_epoch = last_fetched_epoch
-        self.log_start_offset = log_start_offset
-        self.partition_max_bytes = partition_max_bytes
+    partition: int
+    current_leader_epoch: int
+    fetch_offset: int
+    last_fetched_epoch: int
+    log_start_offset: int
+    partition_max_bytes: int
 
 
+@dataclass(slots=True)
 class FetchTopic:
-    __slots__ = ("partitions", "topic")
-
-    def __init__(self, topic: str, partitions: list[FetchPartition]) -> None:
-        self.topic = topic
-        self.partitions = partitions
+    topic: str
+    partitions: list[FetchPartition]
 
 
 class FetchBody:
@@ -336,24 +301,14 @@ _FETCH_P12 = struct.Struct(">iiqiqi")  # + last_fetched_epoch
 
 def _count(buf: memoryview, pos: int, flex: bool) -> tuple[int, int]:
     """An array length (a null array reads as empty, as kafka-python does)."""
-    if flex:
-        n, pos = _varint(buf, pos)
-        n -= 1
-    else:
-        n = _I32.unpack_from(buf, pos)[0]
-        pos += 4
+    n, pos = _length(buf, pos, flex, _I32)
     if n > len(buf) - pos:  # every element takes at least one byte
         raise _Short(pos)
     return max(n, 0), pos
 
 
 def _string(buf: memoryview, pos: int, flex: bool) -> tuple[str | None, int]:
-    if flex:
-        n, pos = _varint(buf, pos)
-        n -= 1
-    else:
-        n = _I16.unpack_from(buf, pos)[0]
-        pos += 2
+    n, pos = _length(buf, pos, flex, _I16)
     if n < 0:
         return None, pos
     if pos + n > len(buf):
