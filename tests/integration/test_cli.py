@@ -118,7 +118,6 @@ def test_bench_json_has_the_contract_keys(tmp_path):
 
 def test_serve_uses_the_root_data_option_and_the_same_layout(tmp_path):
     import signal
-    import time
 
     data = tmp_path / "root-data"
     proc = subprocess.Popen(
@@ -126,9 +125,11 @@ def test_serve_uses_the_root_data_option_and_the_same_layout(tmp_path):
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 30
-        while not (data / ".lock").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        # The ready line comes after the signal handlers are installed: only then is
+        # SIGTERM a clean stop rather than the default kill.
+        assert proc.stderr is not None
+        ready = proc.stderr.readline()
+        assert b"plait serve: kafka on" in ready, ready
         assert (data / ".lock").exists()
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
 
 import pytest
 
@@ -20,3 +22,16 @@ def missing_server(message: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def signal_and_reap(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGKILL) -> None:
+    """Send ``sig`` to a still-running server by its pid and wait for it; SIGKILL if it
+    has not gone within 10 s."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.kill(proc.pid, sig)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import free_port, missing_server
+from . import free_port, missing_server, signal_and_reap
 
 # Short Raft timers: elections after a SIGKILL finish in about a second, and etcd's
 # minimum lease TTL (1.5 election timeouts) drops to 1s, which keeps lease tests fast.
@@ -93,13 +93,7 @@ class EtcdMember:
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Signal the member by its pid and reap it."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        signal_and_reap(self.proc, sig)
 
     def healthy(self) -> bool:
         try:

@@ -10,7 +10,6 @@ fast lane was exercised.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -20,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import free_port, missing_server
+from . import free_port, missing_server, signal_and_reap
 
 READY_LINE = "Server is ready"
 
@@ -90,13 +89,7 @@ class NatsServer:
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Signal the server by its pid and reap it (SIGKILL unless told otherwise)."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        signal_and_reap(self.proc, sig)
 
     def stop(self) -> None:
         """A clean stop (SIGTERM), falling back to SIGKILL."""
