@@ -1,92 +1,101 @@
-"""GpuEngine: the CUDA twin of CpuEngine (same Protocols, identical results).
+"""GpuEngine: the device twin of CpuEngine (same Protocols, identical results).
 
-What runs on the device today: match (raw CUDA kernel, kernels.MATCH_LITERALS). Filter
-stays on the CPU by design (DESIGN.md: numpy filters at memory speed; a host->device copy
-costs more than the work). Decode and decrypt are delegated to the CPU reference for now
-(their GPU kernels are not written yet): calibration then measures no crossover for them,
-so ``auto`` keeps them on the CPU. Results are identical either way because the final
-assembly of every result is the engine-neutral code the CPU uses.
+On the device: JSON decode (:mod:`.json_decode`), filter expressions
+(:mod:`.expr_device`), literal match (:mod:`.match_kernel`) and AES-GCM decrypt
+(:mod:`.aes_gcm`). Each operator called on its own uploads its inputs and downloads its
+result; :mod:`.chain` runs decode -> filter -> enrich -> match with the batch staying on
+the device in between, which is where a GPU pays. What has no device form (msgpack,
+binary schema fields, string ordering in an expression) runs on the CPU reference, so
+results are identical either way: the final assembly of every result is the
+engine-neutral code the CPU engine uses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from plait.process.cpu.decode import DecodeResult, decode_records
-from plait.process.cpu.decrypt import DecryptResult, decrypt_cpu
+from plait.process.cpu.decode import DecodeResult, _per_record, decode_records
+from plait.process.cpu.decrypt import DecryptResult
 from plait.process.cpu.expr_compile import CompiledExpr
 from plait.process.decrypt import KeyRing
-from plait.process.gpu.kernels import MATCH_LITERALS
-from plait.process.match import MatchResult, PatternSet, build_result, string_buffers
+from plait.process.gpu.columns import column_kinds, download_bool, upload_column
+from plait.process.gpu.device import Backend, upload_strings
+from plait.process.gpu.expr_device import DeviceExpr, DeviceUnsupported
+from plait.process.gpu.match_kernel import hit_pairs, match_device
+from plait.process.match import MatchResult, PatternSet, build_result
 from plait.process.schema import Schema
-
-_THREADS = 256
 
 
 class GpuEngine:
     name = "gpu"
 
-    def __init__(self, cupy: Any) -> None:
-        self.cp = cupy
-        props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
-        raw_name = props.get("name", b"gpu")
-        self.device_name = (
-            raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
-        )
-        self._match = cupy.RawKernel(MATCH_LITERALS, "match_literals")
+    def __init__(self, backend: Backend, device_name: str) -> None:
+        self.backend = backend
+        self.device_name = device_name
+        self._exprs: dict[tuple[str, tuple[tuple[str, str], ...]], DeviceExpr | None] = {}
+
+    # -- decode ---------------------------------------------------------------------
 
     def decode(self, values: Sequence[bytes], schema: Schema, fmt: str) -> DecodeResult:
-        return decode_records(values, schema, fmt)
+        if fmt != "json" or not values:
+            return decode_records(values, schema, fmt)
+        from plait.process.gpu.json_decode import decode_device
+
+        try:
+            arr = values if isinstance(values, pa.Array) else pa.array(values, pa.binary())
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return decode_records(values, schema, fmt)  # not all bytes: the reference says why
+        res = decode_device(self.backend, arr, schema, _per_record)
+        return res if res is not None else decode_records(values, schema, fmt)
+
+    # -- filter ---------------------------------------------------------------------
+
+    def device_expr(self, text: str, schema: pa.Schema) -> DeviceExpr | None:
+        """The expression compiled for the device, or None when part of it has no device
+        form (cached either way)."""
+        kinds = column_kinds(schema)
+        key = (text, tuple(sorted(kinds.items())))
+        if key not in self._exprs:
+            try:
+                self._exprs[key] = DeviceExpr(text, kinds, self.backend)
+            except DeviceUnsupported:
+                self._exprs[key] = None
+        return self._exprs[key]
 
     def evaluate(self, expr: CompiledExpr, batch: pa.RecordBatch) -> pa.Array:
-        return expr(batch)
+        dexpr = self.device_expr(expr.text, batch.schema)
+        if dexpr is None:
+            return expr(batch)
+        cols = {name: upload_column(self.backend, batch.column(name)) for name in dexpr.columns}
+        try:
+            out = dexpr(cols, batch.num_rows)
+        except DeviceUnsupported:
+            return expr(batch)
+        if out.kind != "bool":
+            return expr(batch)  # projections keep the CPU path: their output type varies
+        return download_bool(self.backend, out)
+
+    # -- match ----------------------------------------------------------------------
+
+    def match(self, values: pa.Array, patterns: PatternSet) -> MatchResult:
+        n = len(values)
+        n_pats = len(patterns.patterns)
+        if n == 0:
+            return build_result(0, np.zeros(0, np.int64), np.zeros(0, np.int32), n_pats)
+        s = upload_strings(self.backend, values)
+        hits = match_device(self.backend, s.data, s.offsets, s.valid, patterns.patterns,
+                            patterns.caseless)
+        rec, pid = hit_pairs(self.backend.to_host(hits), n_pats)
+        return build_result(n, rec, pid, n_pats)
+
+    # -- decrypt --------------------------------------------------------------------
 
     def decrypt(
         self, values: pa.Array, key_ids: pa.Array, ring: KeyRing, aad: pa.Array | None
     ) -> DecryptResult:
-        return decrypt_cpu(values, key_ids, ring, aad)
+        from plait.process.gpu.aes_gcm import decrypt_device
 
-    def match(self, values: pa.Array, patterns: PatternSet) -> MatchResult:
-        cp = self.cp
-        n = len(values)
-        n_pats = len(patterns.patterns)
-        offsets, data, valid = string_buffers(values)
-        if n == 0:
-            return build_result(0, np.zeros(0, np.int64), np.zeros(0, np.int32), n_pats)
-        base = int(offsets[0])
-        host_data = np.frombuffer(data, dtype=np.uint8)[base : int(offsets[-1])]
-        if host_data.size == 0:
-            host_data = np.zeros(
-                1, dtype=np.uint8
-            )  # CuPy cannot upload an empty buffer portably
-        pat_bytes = np.frombuffer(b"".join(patterns.patterns), dtype=np.uint8)
-        pat_off = np.zeros(n_pats + 1, dtype=np.int32)
-        np.cumsum([len(p) for p in patterns.patterns], out=pat_off[1:])
-        words = (n_pats + 31) // 32
-        d_hits = cp.zeros(n * words, dtype=cp.uint32)
-        self._match(
-            ((n + _THREADS - 1) // _THREADS,),
-            (_THREADS,),
-            (
-                cp.asarray(host_data),
-                cp.asarray(offsets - base),
-                cp.asarray(valid.astype(np.uint8)),
-                np.int32(n),
-                cp.asarray(pat_bytes),
-                cp.asarray(pat_off),
-                np.int32(n_pats),
-                np.int32(1 if patterns.caseless else 0),
-                d_hits,
-                np.int32(words),
-            ),
-        )
-        hits = cp.asnumpy(d_hits).reshape(n, words)
-        bits = np.unpackbits(
-            hits.view(np.uint8).reshape(n, words * 4), axis=1, bitorder="little"
-        )[:, :n_pats]
-        rec, pid = np.nonzero(bits)
-        return build_result(n, rec.astype(np.int64), pid.astype(np.int32), n_pats)
+        return decrypt_device(self.backend, values, key_ids, ring, aad)

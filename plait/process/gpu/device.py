@@ -1,0 +1,147 @@
+"""Where the GPU engine's arrays live and how its kernels are launched.
+
+The kernels are numba.cuda kernels (Python source compiled to PTX by numba), not CUDA C
+strings: the same source runs on numba's CUDA simulator, so CI machines without a GPU
+check every kernel's results against the CPU engine (tests/gpu_sim), and a GPU machine
+runs them for real. Arrays are CuPy arrays on a device (numba launches kernels on them
+through ``__cuda_array_interface__``) and plain NumPy arrays on the simulator.
+
+Two backends with one interface:
+
+- :class:`CudaBackend`: CuPy arrays on the current device; host->device copies go through
+  a reusable pinned (page-locked) staging buffer so they run at full PCIe/NVLink speed.
+- :class:`SimBackend`: NumPy arrays, kernels on the simulator. Only valid when numba was
+  imported with ``NUMBA_ENABLE_CUDASIM=1`` (the test suite's conftest sets it).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Protocol
+
+import numpy as np
+
+THREADS = 256  # threads per block for the one-thread-per-record kernels
+
+
+class Backend(Protocol):
+    name: str
+    xp: Any  # the array module: cupy or numpy
+
+    def to_device(self, host: np.ndarray) -> Any:
+        """Copy a host array to the device."""
+        ...
+
+    def to_host(self, dev: Any) -> np.ndarray:
+        """Copy a device array back (waits for the work that writes it)."""
+        ...
+
+    def empty(self, shape: int | tuple[int, ...], dtype: Any) -> Any: ...
+
+    def zeros(self, shape: int | tuple[int, ...], dtype: Any) -> Any: ...
+
+    def synchronize(self) -> None: ...
+
+
+def grid(n: int, threads: int = THREADS) -> tuple[int, int]:
+    """(blocks, threads) covering ``n`` items, one thread each (at least one block of
+    one warp; small launches get small blocks, which also keeps the simulator quick)."""
+    threads = min(threads, max(32, (n + 31) // 32 * 32))
+    return max(1, (n + threads - 1) // threads), threads
+
+
+class SimBackend:
+    """NumPy arrays; kernels run on numba's CUDA simulator (for tests without a GPU)."""
+
+    name = "sim"
+    xp: Any = np
+
+    def __init__(self) -> None:
+        if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
+            raise RuntimeError(
+                "SimBackend needs NUMBA_ENABLE_CUDASIM=1 set before numba is imported"
+            )
+
+    def to_device(self, host: np.ndarray) -> np.ndarray:
+        return np.array(host, copy=True)
+
+    def to_host(self, dev: np.ndarray) -> np.ndarray:
+        return np.asarray(dev)
+
+    def empty(self, shape: int | tuple[int, ...], dtype: Any) -> np.ndarray:
+        return np.empty(shape, dtype=dtype)
+
+    def zeros(self, shape: int | tuple[int, ...], dtype: Any) -> np.ndarray:
+        return np.zeros(shape, dtype=dtype)
+
+    def synchronize(self) -> None:
+        return None
+
+
+class CudaBackend:
+    """CuPy arrays on the current CUDA device, pinned staging for uploads."""
+
+    name = "cuda"
+
+    def __init__(self, cupy: Any) -> None:
+        self.xp = cupy
+        self._pinned: Any = None  # a pinned host buffer reused across uploads
+        self._pinned_size = 0
+
+    def _staging(self, nbytes: int) -> np.ndarray:
+        if nbytes > self._pinned_size:
+            size = max(nbytes, 1 << 20)
+            self._pinned = self.xp.cuda.alloc_pinned_memory(size)
+            self._pinned_size = size
+        return np.frombuffer(self._pinned, dtype=np.uint8, count=nbytes)
+
+    def to_device(self, host: np.ndarray) -> Any:
+        host = np.ascontiguousarray(host)
+        if host.nbytes < (1 << 16):
+            return self.xp.asarray(host)  # small: the pinned detour costs more than it saves
+        stage = self._staging(host.nbytes)
+        stage[:] = host.reshape(-1).view(np.uint8)
+        out = self.xp.empty(host.shape, dtype=host.dtype)
+        out.data.copy_from_host(stage.ctypes.data, host.nbytes)
+        return out
+
+    def to_host(self, dev: Any) -> np.ndarray:
+        return self.xp.asnumpy(dev)
+
+    def empty(self, shape: int | tuple[int, ...], dtype: Any) -> Any:
+        return self.xp.empty(shape, dtype=dtype)
+
+    def zeros(self, shape: int | tuple[int, ...], dtype: Any) -> Any:
+        return self.xp.zeros(shape, dtype=dtype)
+
+    def synchronize(self) -> None:
+        self.xp.cuda.get_current_stream().synchronize()
+
+
+class DeviceStrings:
+    """A string/binary column on the device: ``data`` (uint8), ``offsets`` (int64, n + 1,
+    rebased to 0) and ``valid`` (uint8, 0 for nulls)."""
+
+    def __init__(self, data: Any, offsets: Any, valid: Any) -> None:
+        self.data = data
+        self.offsets = offsets
+        self.valid = valid
+
+    def __len__(self) -> int:
+        return int(self.offsets.shape[0]) - 1
+
+
+def upload_strings(backend: Backend, values: Any) -> DeviceStrings:
+    """Copy a pa string/binary array (any offset width, sliced or chunked) to the device:
+    only the bytes its rows use travel."""
+    from plait.process.match import string_buffers  # engine-neutral helper
+
+    offsets, data, valid = string_buffers(values)
+    base = int(offsets[0]) if len(offsets) else 0
+    end = int(offsets[-1]) if len(offsets) else 0
+    host = np.frombuffer(data, dtype=np.uint8)[base:end] if end > base else np.zeros(1, np.uint8)
+    return DeviceStrings(
+        backend.to_device(host),
+        backend.to_device(offsets - base),
+        backend.to_device(valid.astype(np.uint8)),
+    )
