@@ -67,16 +67,15 @@ class Pipeline:
         self,
         source: Iterable[SourceItem] | None = None,
         *,
-        engine: str = "auto",
+        engine: str | EngineSelector = "auto",
         dead_letters: DeadLetterHandler | None = None,
     ) -> None:
         self.source = source
         self.steps: list[Step] = []
         self.sinks: list[Sink] = []
         self.dead_letters: list[DeadLetter] = []
-        self._ctx = Context(
-            EngineSelector(engine), dead_letters or self.dead_letters.append
-        )
+        selector = engine if isinstance(engine, EngineSelector) else EngineSelector(engine)
+        self._ctx = Context(selector, dead_letters or self.dead_letters.append)
         self._next_offset = 0
 
     # -- building ------------------------------------------------------------------------
@@ -231,6 +230,11 @@ class Pipeline:
         return stats
 
     def _run_from(self, start: int, batch: Any) -> list[pa.RecordBatch]:
+        if start == 0 and isinstance(batch, RawBatch):
+            done, batch = self._device_chain(batch)
+            if batch is None:
+                return []
+            start = done
         for step in self.steps[start:]:
             if isinstance(batch, RawBatch) and not isinstance(step, Decode):
                 raise SchemaError(
@@ -244,6 +248,21 @@ class Pipeline:
                 "pipeline: records were never decoded; add .decode(schema)"
             )
         return [batch] if batch.num_rows else []
+
+    def _device_chain(self, raw: RawBatch) -> tuple[int, Any]:
+        """Run the leading decode -> filter / enrich / match steps as one device chain when
+        the engine picked for this batch's decode is a GPU (see plait.process.gpu.chain);
+        returns (steps done, their output). (0, raw) when the chain does not apply."""
+        if not self.steps or not isinstance(self.steps[0], Decode) or len(raw.values) == 0:
+            return 0, raw
+        engine = self._ctx.engines.pick("decode", len(raw.values))
+        chain_for = getattr(engine, "chain_for", None)
+        if chain_for is None or not bool(np.all(np.diff(np.asarray(raw.offsets)) > 0)):
+            return 0, raw
+        chain = chain_for(self.steps)
+        if chain.length < 2:  # decode alone: the engine's own decode does as well
+            return 0, raw
+        return chain.length, chain.run(raw, self._ctx)
 
     def _deliver(self, outs: list[pa.RecordBatch]) -> None:
         for b in outs:
@@ -298,7 +317,7 @@ def _rows(item: SourceItem) -> int:
 def pipeline(
     source: Iterable[SourceItem] | None = None,
     *,
-    engine: str = "auto",
+    engine: str | EngineSelector = "auto",
     dead_letters: DeadLetterHandler | None = None,
 ) -> Pipeline:
     """Start a pipeline over ``source``: an iterable of Arrow record batches, of lists of raw

@@ -20,7 +20,7 @@ from plait.process.decrypt import KeyRing
 from plait.process.engine import EngineSelector
 from plait.process.enrich import ReferenceTable
 from plait.process.errors import SchemaError
-from plait.process.match import PatternSet
+from plait.process.match import MatchResult, PatternSet
 from plait.process.schema import Schema
 from plait.process.window import WindowOperator, WindowSpec
 
@@ -219,6 +219,10 @@ class Match(Step):
         res = ctx.engines.pick("match", batch.num_rows).match(
             batch.column(idx), self.patterns
         )
+        return self.attach(batch, res)
+
+    def attach(self, batch: pa.RecordBatch, res: MatchResult) -> pa.RecordBatch:
+        """Append the result columns (both engines' batches end here)."""
         batch = batch.append_column(f"{self.output}_ids", res.ids).append_column(
             f"{self.output}_any", res.any
         )

@@ -127,6 +127,12 @@ def op_tasks(
             lambda: cpu.decode(events, SCHEMA, "json"),
             lambda: gpu.decode(events, SCHEMA, "json"),
         )
+    if op == "filter":
+        from plait.process.cpu.expr_compile import compile_expr
+
+        batch = cpu.decode(events, SCHEMA, "json").batch
+        expr = compile_expr(FILTER, batch.schema, want="bool")
+        return (lambda: cpu.evaluate(expr, batch), lambda: gpu.evaluate(expr, batch))
     if op == "match":
         notes = cpu.decode(events, SCHEMA, "json").batch.column("note")
         ps = PatternSet.of(PATTERNS)
@@ -145,4 +151,4 @@ def op_tasks(
             lambda: cpu.decrypt(vals, kids, ring, None),
             lambda: gpu.decrypt(vals, kids, ring, None),
         )
-    raise ValueError(f"op_tasks: expected decode, match or decrypt, got {op!r}")
+    raise ValueError(f"op_tasks: expected decode, filter, match or decrypt, got {op!r}")

@@ -141,7 +141,7 @@ def calibrate(
     from plait.process import bench_data  # local: only calibration needs it
 
     thresholds: dict[str, int | None] = {}
-    for op in ("decode", "match", "decrypt"):
+    for op in ("decode", "filter", "match", "decrypt"):
         faster: list[bool] = []
         for n in sizes:
             task_cpu, task_gpu = bench_data.op_tasks(op, n, cpu, gpu)
@@ -151,9 +151,6 @@ def calibrate(
             if not faster[i]:
                 break
             thresholds[op] = sizes[i]
-    thresholds["filter"] = (
-        None  # the GPU engine runs filters on the CPU (see gpu/engine.py)
-    )
     return Crossover(getattr(gpu, "device_name", "gpu"), thresholds)
 
 
@@ -175,7 +172,10 @@ class EngineSelector:
         *,
         cache_path: Path | None = None,
         crossover: Crossover | None = None,
+        gpu: Engine | None = None,
     ) -> None:
+        """``gpu``: use this GPU engine instead of loading the device's (tests pass the
+        simulator's, :func:`plait.process.gpu.sim_engine`)."""
         if engine not in ("auto", "cpu", "gpu"):
             raise ConfigError(
                 f"engine: expected 'auto', 'cpu' or 'gpu', got {engine!r}"
@@ -189,7 +189,7 @@ class EngineSelector:
         from plait.process.gpu import load_gpu_engine
 
         try:
-            self.gpu = load_gpu_engine()
+            self.gpu = gpu if gpu is not None else load_gpu_engine()
         except GpuUnavailableError as exc:
             if engine == "gpu":
                 raise

@@ -131,16 +131,28 @@ class ReferenceTable:
             raise SchemaError(
                 f"enrich: expected key column {on!r} in the batch, columns are {batch.schema.names}"
             )
-        probe = batch.column(idx)
-        ref_keys = snap.keys
-        if ref_keys.type != probe.type:
-            try:
-                ref_keys = pc.cast(ref_keys, probe.type)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise SchemaError(
-                    f"enrich: key {on!r} is {probe.type} but the reference key is {snap.keys.type}"
-                ) from exc
-        pos = pc.index_in(probe, value_set=ref_keys)
+        ref_keys = self.keys_as(snap, batch.schema.field(idx).type, on)
+        pos = pc.index_in(batch.column(idx), value_set=ref_keys)
+        return self.attach(batch, snap, pos)
+
+    def snapshot(self) -> _Snapshot:
+        """The table in use now (a batch must use one snapshot throughout)."""
+        return self._snap
+
+    def keys_as(self, snap: _Snapshot, probe_type: pa.DataType, on: str) -> pa.Array:
+        """The snapshot's keys cast to the probe column's type (SchemaError if they cannot be)."""
+        if snap.keys.type == probe_type:
+            return snap.keys
+        try:
+            return pc.cast(snap.keys, probe_type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise SchemaError(
+                f"enrich: key {on!r} is {probe_type} but the reference key is {snap.keys.type}"
+            ) from exc
+
+    def attach(self, batch: pa.RecordBatch, snap: _Snapshot, pos: pa.Array) -> pa.RecordBatch:
+        """Append the snapshot's non-key columns at ``pos`` (row index, null: no match).
+        Both engines end here, so their enriched batches are identical by construction."""
         arrays = list(batch.columns)
         names = list(batch.schema.names)
         for name in snap.table.column_names:

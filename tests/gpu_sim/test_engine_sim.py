@@ -18,7 +18,6 @@ from plait.process.cpu.expr_compile import compile_expr
 from plait.process.engine import CPU
 from plait.process.errors import EvaluationError
 from plait.process.expr import render
-from plait.process.gpu import sim_engine
 from plait.process.gpu.columns import upload_column
 from plait.process.gpu.expr_device import DeviceExpr, DeviceUnsupported
 from plait.process.match import PatternSet
@@ -28,8 +27,13 @@ try:  # run from the repository root...
 except ImportError:  # ...or with tests/ itself on sys.path (pytest's rootdir import)
     from property.test_process_filter import SCHEMA, expr, rows_strategy  # type: ignore[no-redef]
 
+try:
+    from tests.gpu_sim.engines import engine_under_test
+except ImportError:
+    from gpu_sim.engines import engine_under_test  # type: ignore[no-redef]
+
 pytestmark = pytest.mark.gpu_sim
-GPU = sim_engine()
+GPU = engine_under_test()
 
 
 def _same_match(values: pa.Array, ps: PatternSet) -> None:
@@ -111,3 +115,17 @@ def test_string_ordering_has_no_device_form() -> None:
     batch = pa.RecordBatch.from_pylist([{"s1": "a"}, {"s1": "c"}, {"s1": None}])
     compiled = compile_expr("s1 < 'b'", batch.schema, want="bool")
     assert GPU.evaluate(compiled, batch).equals(compiled(batch))  # ran on the CPU
+
+
+def test_process_bench_runs_the_gpu_engine() -> None:
+    """The benchmark's GPU path (per operator, the pipeline's device chain, and filter +
+    enrich + match on the device) runs; without this a slip there would first show on a
+    GPU machine."""
+    from plait.bench.process_bench import bench_engine
+    from plait.process import bench_data
+
+    events = bench_data.make_events(64, seed=3)
+    got = bench_engine(GPU, events)
+    assert set(got) == {"decode", "filter", "enrich", "match", "end_to_end",
+                        "filter_enrich_match_on_device"}
+    assert all(v > 0 for v in got.values())

@@ -63,7 +63,7 @@ def _ranges(n: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(bounds))
 
 
-class _Plan:
+class Plan:
     """Per-schema constant inputs of the kernels (cached: schemas are few and frozen)."""
 
     def __init__(self, schema: Schema) -> None:
@@ -92,7 +92,7 @@ class _Plan:
         self.arrow = schema.arrow()
 
 
-_PLANS: dict[Schema, _Plan] = {}
+_PLANS: dict[Schema, Plan] = {}
 
 
 def supported(schema: Schema) -> bool:
@@ -118,7 +118,7 @@ class _Scan:
     ranges: list[tuple[int, int]]
 
 
-def _scan(values: Sequence[bytes], plan: _Plan, layout: Layout) -> _Scan:
+def _scan(values: Sequence[bytes], plan: Plan, layout: Layout) -> _Scan:
     n = len(values)
     records = tuple(values)  # private and immutable, whatever the caller does meanwhile
     objs_addr = id(records) + layout.tuple_items
@@ -148,10 +148,10 @@ def _scan(values: Sequence[bytes], plan: _Plan, layout: Layout) -> _Scan:
     return sc
 
 
-def _plan(schema: Schema) -> _Plan:
+def plan_for(schema: Schema) -> Plan:
     plan = _PLANS.get(schema)
     if plan is None:
-        plan = _PLANS[schema] = _Plan(schema)
+        plan = _PLANS[schema] = Plan(schema)
     return plan
 
 
@@ -162,7 +162,7 @@ def flagged_positions(values: Sequence[bytes], schema: Schema) -> list[int] | No
     layout = bytes_layout()
     if not values or layout is None or not supported(schema):
         return None
-    return np.flatnonzero(_scan(values, _plan(schema), layout).flags).tolist()
+    return np.flatnonzero(_scan(values, plan_for(schema), layout).flags).tolist()
 
 
 def decode_json_fast(
@@ -178,17 +178,44 @@ def decode_json_fast(
     layout = bytes_layout()
     if n == 0 or layout is None or not supported(schema):
         return None
-    plan = _plan(schema)
+    plan = plan_for(schema)
     sc = _scan(values, plan, layout)
     strings = _strings(sc, plan, layout)
     if strings is None:
         return None
+    batch = batch_from_cells(
+        plan, sc.ivals, sc.fvals, sc.bvals, sc.valid, sc.flags, sc.n_flagged > 0,
+        strings[0], strings[1],
+    )  # fmt: skip
+    if not sc.n_flagged:
+        return batch, np.arange(n, dtype=np.int64), []
+    return merge_flagged(values, schema, batch, sc.flags, per_record)
+
+
+def batch_from_cells(
+    plan: Plan,
+    ivals: np.ndarray,
+    fvals: np.ndarray,
+    bvals: np.ndarray,
+    valid: np.ndarray,
+    flags: np.ndarray,
+    any_flagged: bool,
+    str_offsets: np.ndarray,
+    str_data: Sequence[np.ndarray],
+) -> pa.RecordBatch:
+    """Arrow columns of the decoded cells (the layout of ``K.scan``); flagged rows are null.
+
+    Shared by this module and the GPU decoder (plait.process.gpu.json_decode), which
+    produce the same cells. ``str_offsets[k]`` (int32, n + 1) and ``str_data[k]`` are
+    string column k's Arrow offsets and bytes.
+    """
+    n = len(flags)
     columns: list[pa.Array] = []
     for j, (field, kind) in enumerate(zip(plan.arrow, plan.kinds)):
         slot = int(plan.slots[j])
-        ok = sc.valid[j]
-        if sc.n_flagged:  # flagged rows are replaced in _merge: keep their cells null
-            ok = ok & (sc.flags == 0)
+        ok = valid[j]
+        if any_flagged:  # flagged rows are replaced in merge_flagged: keep them null
+            ok = ok & (flags == 0)
         n_valid = int(np.count_nonzero(ok))
         bitmap = (
             None if n_valid == n else pa.py_buffer(np.packbits(ok, bitorder="little"))
@@ -196,24 +223,21 @@ def decode_json_fast(
         if kind == K.K_STRING:
             bufs = [
                 bitmap,
-                pa.py_buffer(strings[0][slot]),
-                pa.py_buffer(strings[1][slot]),
+                pa.py_buffer(str_offsets[slot]),
+                pa.py_buffer(str_data[slot]),
             ]
         elif kind == K.K_BOOL:
-            bits = np.packbits(sc.bvals[slot] & ok, bitorder="little")
+            bits = np.packbits(bvals[slot] & ok, bitorder="little")
             bufs = [bitmap, pa.py_buffer(bits)]
         else:
-            vals = sc.ivals[slot] if kind == K.K_INT else sc.fvals[slot]
+            vals = ivals[slot] if kind == K.K_INT else fvals[slot]
             if n_valid != n:
                 vals = np.where(ok, vals, 0)  # defined bytes under nulls
             bufs = [bitmap, pa.py_buffer(vals)]
         columns.append(
             pa.Array.from_buffers(field.type, n, bufs, null_count=n - n_valid)
         )
-    batch = pa.RecordBatch.from_arrays(columns, schema=plan.arrow)
-    if not sc.n_flagged:
-        return batch, np.arange(n, dtype=np.int64), []
-    return _merge(values, schema, batch, sc.flags, per_record)
+    return pa.RecordBatch.from_arrays(columns, schema=plan.arrow)
 
 
 class Layout(NamedTuple):
@@ -305,7 +329,7 @@ def _empty(shape: tuple[int, ...], dtype: type) -> np.ndarray:
 
 
 def _strings(
-    sc: _Scan, plan: _Plan, layout: Layout
+    sc: _Scan, plan: Plan, layout: Layout
 ) -> tuple[np.ndarray, list[np.ndarray]] | None:
     """Arrow offsets (int32, one row per string column) and bytes of the string columns;
     None when a column passes 2 GiB (int32 offsets)."""
@@ -338,7 +362,7 @@ def _strings(
     return offs, outs
 
 
-def _merge(
+def merge_flagged(
     values: Sequence[bytes],
     schema: Schema,
     fast: pa.RecordBatch,

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from plait.process.cpu.expr_compile import lang_type
-from plait.process.gpu.device import Backend, upload_strings
+from plait.process.gpu.device import Backend, DeviceStrings, upload_strings
 from plait.process.gpu.expr_device import DVal
 
 _NUMPY = {"int": (pa.int64(), np.int64), "float": (pa.float64(), np.float64)}
@@ -54,3 +54,27 @@ def column_kinds(schema: pa.Schema) -> dict[str, str]:
             out[f.name] = kind
     return out
 
+
+
+def download_value(backend: Backend, v: DVal, arrow_type: pa.DataType) -> pa.Array:
+    """A device value as an Arrow array of ``arrow_type`` (nulls where ``valid`` is 0)."""
+    valid = None if v.valid is None else backend.to_host(v.valid).astype(np.bool_)
+    if isinstance(v.data, DeviceStrings):
+        offsets = backend.to_host(v.data.offsets)
+        n = len(offsets) - 1
+        data = backend.to_host(v.data.data)[: int(offsets[-1]) if n >= 0 else 0]
+        large = pa.types.is_large_string(arrow_type) or pa.types.is_large_binary(arrow_type)
+        if not large and int(offsets[-1]) >= 2**31:
+            raise OverflowError("string column past 2 GiB needs a large_string type")
+        offs = offsets.astype(np.int64 if large else np.int32)
+        bitmap = None
+        nulls = 0
+        if valid is not None and not valid.all():
+            bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+            nulls = int(n - np.count_nonzero(valid))
+        return pa.Array.from_buffers(
+            arrow_type, n, [bitmap, pa.py_buffer(offs), pa.py_buffer(data)], null_count=nulls
+        )
+    host = backend.to_host(v.data)
+    mask = None if valid is None or valid.all() else ~valid
+    return pa.array(host, type=arrow_type, mask=mask)

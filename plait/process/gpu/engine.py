@@ -13,6 +13,7 @@ engine-neutral code the CPU engine uses.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -28,6 +29,10 @@ from plait.process.gpu.match_kernel import hit_pairs, match_device
 from plait.process.match import MatchResult, PatternSet, build_result
 from plait.process.schema import Schema
 
+if TYPE_CHECKING:
+    from plait.pipeline.steps import Step
+    from plait.process.gpu.chain import Chain
+
 
 class GpuEngine:
     name = "gpu"
@@ -36,6 +41,17 @@ class GpuEngine:
         self.backend = backend
         self.device_name = device_name
         self._exprs: dict[tuple[str, tuple[tuple[str, str], ...]], DeviceExpr | None] = {}
+        self._chains: dict[int, tuple[Sequence[Step], Chain]] = {}
+
+    def chain_for(self, steps: Sequence[Step]) -> Chain:
+        """The device chain of a pipeline's steps (planned once per step list)."""
+        from plait.process.gpu.chain import Chain
+
+        hit = self._chains.get(id(steps))
+        if hit is None or hit[0] is not steps:
+            hit = (steps, Chain(self, list(steps)))
+            self._chains[id(steps)] = hit
+        return hit[1]
 
     # -- decode ---------------------------------------------------------------------
 

@@ -76,17 +76,31 @@ class DeviceExpr:
         self.xp = backend.xp
         self.kinds = dict(kinds)
         self.columns: set[str] = set()
+        self._live: Any = None
         self.kind, self._fn = self._node(parse(text))
 
-    def __call__(self, cols: Mapping[str, DVal], n: int) -> DVal:
-        """The expression over ``n`` rows (literal-only expressions broadcast)."""
-        out = self._fn(cols)
-        return self._broadcast(out, n)
+    def __call__(self, cols: Mapping[str, DVal], n: int, live: Any = None) -> DVal:
+        """The expression over ``n`` rows (literal-only expressions broadcast). ``live``
+        (device bool, optional) marks the rows that exist: an earlier filter dropped the
+        others, so an overflow there is no error (the CPU never evaluates them)."""
+        self._live = live
+        try:
+            return self._broadcast(self._fn(cols), n)
+        finally:
+            self._live = None
 
-    def mask(self, cols: Mapping[str, DVal], n: int) -> Any:
+    def mask(self, cols: Mapping[str, DVal], n: int, live: Any = None) -> Any:
         """Device bool array: rows where the (bool) expression is true (null drops)."""
-        v = self(cols, n)
+        v = self(cols, n, live)
         return v.data if v.valid is None else v.data & v.valid
+
+    def _overflowed(self, bad: Any, valid: Any) -> bool:
+        """Whether any existing, non-null row is marked ``bad``."""
+        if valid is not None:
+            bad = bad & valid
+        if self._live is not None:
+            bad = bad & self._live
+        return bool(self.xp.asarray(bad).any())
 
     # -- helpers --------------------------------------------------------------------
 
@@ -174,10 +188,7 @@ class DeviceExpr:
                     raise EvaluationError(f"evaluating {self.text!r} failed: overflow")
                 return DScalar(out, -v.value)
             if out == "int":
-                bad = v.data == _I64_MIN
-                if v.valid is not None:
-                    bad = bad & v.valid
-                if bool(bad.any()):
+                if self._overflowed(v.data == _I64_MIN, v.valid):
                     raise EvaluationError(f"evaluating {self.text!r} failed: overflow")
             return DVal(out, -v.data, v.valid)
 
@@ -351,9 +362,7 @@ class DeviceExpr:
             with np.errstate(all="ignore"):
                 back = xp.where(nz, r // safe_x, y)
             bad = (back != y) | ((x == -1) & (y == _I64_MIN)) | ((y == -1) & (x == _I64_MIN))
-        if valid is not None:
-            bad = bad & valid
-        if bool(xp.asarray(bad).any()):
+        if self._overflowed(bad, valid):
             raise EvaluationError(f"evaluating {self.text!r} failed: int64 overflow")
 
     def _in_list(self, n: InList) -> tuple[str, Fn]:
