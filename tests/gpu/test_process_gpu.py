@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -99,3 +100,15 @@ def test_calibration_reports_thresholds() -> None:
     cross = calibrate(load_gpu_engine(), sizes=(1024, 16384), repeat=1)
     assert set(cross.thresholds) == {"decode", "match", "decrypt", "filter"}
     assert cross.device
+
+
+def test_large_upload_goes_through_the_pinned_stages_intact() -> None:
+    """Uploads over one staging chunk are split over the two pinned buffers; every byte
+    must land where it belongs, odd sizes and dtypes included."""
+    backend = load_gpu_engine().backend
+    rng = np.random.default_rng(1)
+    for n_bytes in (backend.CHUNK - 1, backend.CHUNK * 3 + 5):
+        host = rng.integers(0, 256, n_bytes, dtype=np.uint8)
+        assert np.array_equal(backend.to_host(backend.to_device(host)), host)
+    wide = rng.standard_normal((3_000_001,))
+    assert np.array_equal(backend.to_host(backend.to_device(wide)), wide)
