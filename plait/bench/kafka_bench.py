@@ -25,6 +25,7 @@ from typing import Any
 import click
 import numpy as np
 
+from plait.bench.cpus import split_cpus
 from plait.bench.stats import machine, percentiles_ms
 
 STAMP = 8
@@ -181,11 +182,12 @@ def kafka_latency(bootstrap: str, topic: str, rate: float, messages: int, size: 
 
 
 @contextmanager
-def nats_jetstream(workdir: Path) -> Iterator[str]:
+def nats_jetstream(workdir: Path) -> Iterator[tuple[str, int]]:
+    """(url, pid) of a JetStream-enabled nats-server for this run."""
     from plait.bench.servers import start_nats
 
-    with start_nats(workdir, jetstream=True) as url:
-        yield url
+    with start_nats(workdir, jetstream=True) as server:
+        yield server.url, server.pid
 
 
 async def _js_run(url: str, messages: int, size: int, rate: float, lat_messages: int) -> dict[str, float]:
@@ -268,10 +270,13 @@ async def _js_run(url: str, messages: int, size: int, rate: float, lat_messages:
 @click.option("--peer-messages", type=click.IntRange(min=1000), default=200_000, show_default=True,
               help="Messages for the JetStream throughput phase (it is slower; fewer keeps runs short).")
 @click.option("--peer/--no-peer", default=True, help="Measure NATS JetStream in the same run.")
+@click.option("--cpus", type=click.Choice(["split", "shared"]), default="split", show_default=True,
+              help="split: the server (plait serve, nats-server) on one CPU, the client on the "
+                   "others, as on separate machines; shared: wherever the OS puts them.")
 @click.option("--json", "as_json", is_flag=True)
 def bench_kafka(
     bootstrap: str | None, messages: int, size: int, partitions: int, rate: float,
-    latency_messages: int, peer_messages: int, peer: bool, as_json: bool,
+    latency_messages: int, peer_messages: int, peer: bool, cpus: str, as_json: bool,
 ) -> None:
     """Drive plait serve with confluent-kafka (idempotent, acks=all); JetStream as the peer."""
     from confluent_kafka.admin import AdminClient, NewTopic
@@ -285,18 +290,20 @@ def bench_kafka(
             broker = ServeProcess(Path(tmp) / "data", "--no-auto-create").start()
             bootstrap = broker.bootstrap
         try:
-            admin = AdminClient({"bootstrap.servers": bootstrap})
-            for name in ("bench", "bench-latency"):
-                admin.create_topics([NewTopic(name, partitions if name == "bench" else 1, 1)])[name].result(30)
-            result["plait"] = kafka_throughput(bootstrap, "bench", messages, size)
-            result["plait"].update(kcat_consume(bootstrap, "bench", messages) or {})
-            result["plait"].update(kafka_latency(bootstrap, "bench-latency", rate, latency_messages, size))
-            del admin  # closes its connections before the broker goes away
+            with split_cpus(broker.proc.pid if broker and broker.proc else None, cpus) as placed:
+                result["cpus"] = placed
+                admin = AdminClient({"bootstrap.servers": bootstrap})
+                for name in ("bench", "bench-latency"):
+                    admin.create_topics([NewTopic(name, partitions if name == "bench" else 1, 1)])[name].result(30)
+                result["plait"] = kafka_throughput(bootstrap, "bench", messages, size)
+                result["plait"].update(kcat_consume(bootstrap, "bench", messages) or {})
+                result["plait"].update(kafka_latency(bootstrap, "bench-latency", rate, latency_messages, size))
+                del admin  # closes its connections before the broker goes away
         finally:
             if broker is not None:
                 broker.stop()
         if peer:
-            with nats_jetstream(Path(tmp)) as url:
+            with nats_jetstream(Path(tmp)) as (url, pid), split_cpus(pid, cpus):
                 result["jetstream"] = asyncio.run(
                     _js_run(url, peer_messages, size, rate, latency_messages)
                 )

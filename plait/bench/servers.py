@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 from plait.errors import PlaitError
 
@@ -36,9 +37,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class NatsServer(NamedTuple):
+    url: str  # nats://127.0.0.1:PORT
+    pid: int
+
+
 @contextmanager
-def start_nats(workdir: Path, *, jetstream: bool = False, timeout: float = 15.0) -> Iterator[str]:
-    """Yield ``nats://127.0.0.1:PORT`` of a fresh server; JetStream stores under workdir."""
+def start_nats(workdir: Path, *, jetstream: bool = False, timeout: float = 15.0) -> Iterator[NatsServer]:
+    """Yield a fresh server on a free loopback port; JetStream stores under workdir."""
     port = _free_port()
     log = workdir / f"nats-{port}.log"
     args = [find_nats_server(), "-a", "127.0.0.1", "-p", str(port)]
@@ -54,7 +60,7 @@ def start_nats(workdir: Path, *, jetstream: bool = False, timeout: float = 15.0)
                     f"nats-server did not start: {log.read_text(errors='replace')[-2000:]}"
                 )
             time.sleep(0.05)
-        yield f"nats://127.0.0.1:{port}"
+        yield NatsServer(f"nats://127.0.0.1:{port}", proc.pid)
     finally:
         proc.terminate()
         try:
