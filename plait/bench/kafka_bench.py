@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -30,6 +31,14 @@ from plait.bench.stats import machine, percentiles_ms
 
 STAMP = 8
 LINGER = 0  # ms: send each message at once, the latency-first client setting
+
+
+def _settle() -> None:
+    """Before a latency phase: write back what the throughput phase left dirty in the page
+    cache, so the kernel's writeback throttling of that phase's ~100 MB does not land in
+    the next phase's latency tail (done for plait and the peer alike)."""
+    os.sync()
+    time.sleep(0.5)
 
 
 def _payloads(count: int, size: int) -> list[bytes]:
@@ -215,6 +224,7 @@ async def _js_run(url: str, messages: int, size: int, rate: float, lat_messages:
         got += len(batch)
     consume_s = time.perf_counter() - start
 
+    _settle()
     await js.add_stream(StreamConfig(name="LAT", subjects=["lat"], storage=StorageType.FILE))
     latencies: list[int] = []
     received = asyncio.Event()
@@ -297,6 +307,7 @@ def bench_kafka(
                     admin.create_topics([NewTopic(name, partitions if name == "bench" else 1, 1)])[name].result(30)
                 result["plait"] = kafka_throughput(bootstrap, "bench", messages, size)
                 result["plait"].update(kcat_consume(bootstrap, "bench", messages) or {})
+                _settle()
                 result["plait"].update(kafka_latency(bootstrap, "bench-latency", rate, latency_messages, size))
                 del admin  # closes its connections before the broker goes away
         finally:
