@@ -146,17 +146,22 @@ class DeviceStrings:
         return int(self.offsets.shape[0]) - 1
 
 
-def upload_strings(backend: Backend, values: Any) -> DeviceStrings:
-    """Copy a pa string/binary array (any offset width, sliced or chunked) to the device:
-    only the bytes its rows use travel."""
+def host_strings(values: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(data, offsets rebased to it, valid uint8) of a pa string/binary array (any offset
+    width, sliced or chunked): only the bytes its rows use, at least one byte (an empty
+    device buffer may have no address to pass to a kernel)."""
     from plait.process.match import string_buffers  # engine-neutral helper
 
     offsets, data, valid = string_buffers(values)
     base = int(offsets[0]) if len(offsets) else 0
     end = int(offsets[-1]) if len(offsets) else 0
     host = np.frombuffer(data, dtype=np.uint8)[base:end] if end > base else np.zeros(1, np.uint8)
+    return host, offsets - base, valid.astype(np.uint8)
+
+
+def upload_strings(backend: Backend, values: Any) -> DeviceStrings:
+    """Copy a pa string/binary array to the device (see :func:`host_strings`)."""
+    data, offsets, valid = host_strings(values)
     return DeviceStrings(
-        backend.to_device(host),
-        backend.to_device(offsets - base),
-        backend.to_device(valid.astype(np.uint8)),
+        backend.to_device(data), backend.to_device(offsets), backend.to_device(valid)
     )

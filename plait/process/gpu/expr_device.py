@@ -187,9 +187,8 @@ class DeviceExpr:
                 if out == "int" and v.value == _I64_MIN:
                     raise EvaluationError(f"evaluating {self.text!r} failed: overflow")
                 return DScalar(out, -v.value)
-            if out == "int":
-                if self._overflowed(v.data == _I64_MIN, v.valid):
-                    raise EvaluationError(f"evaluating {self.text!r} failed: overflow")
+            if out == "int" and self._overflowed(v.data == _I64_MIN, v.valid):
+                raise EvaluationError(f"evaluating {self.text!r} failed: overflow")
             return DVal(out, -v.data, v.valid)
 
         return out, neg
@@ -232,7 +231,7 @@ class DeviceExpr:
         return "bool", run
 
     def _string_test(self, n: Binary) -> tuple[str, Fn]:
-        lk, lf = self._node(n.left)
+        _, lf = self._node(n.left)
         assert isinstance(n.right, Literal) and isinstance(n.right.value, str)
         text: str = n.right.value
         pat = text.encode("utf-8")

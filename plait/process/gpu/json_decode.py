@@ -66,8 +66,7 @@ from plait.process.cpu.fast_json import (
     supported,
 )
 from plait.process.errors import ProcessError
-from plait.process.gpu.device import Backend, grid
-from plait.process.match import string_buffers
+from plait.process.gpu.device import Backend, grid, host_strings
 from plait.process.schema import Schema
 
 __all__ = [
@@ -857,12 +856,7 @@ def _host_records(values: pa.Array | pa.ChunkedArray) -> _HostRecords:
         or pa.types.is_large_string(t)
     ):
         raise ProcessError(f"decode: expected a binary or string array, got {t}")
-    offsets, buf, valid = string_buffers(values)
-    base = int(offsets[0]) if len(offsets) else 0
-    data = np.frombuffer(buf, dtype=np.uint8)[base : int(offsets[-1])]
-    if data.size == 0:
-        data = np.zeros(1, dtype=np.uint8)  # an empty device buffer may have no address
-    return _HostRecords(data, offsets - base, valid.astype(np.uint8))
+    return _HostRecords(*host_strings(values))
 
 
 def upload_records(
