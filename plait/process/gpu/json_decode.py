@@ -20,6 +20,12 @@ floats off Clinger's exact fast path, lone surrogate escapes, invalid UTF-8 or r
 control bytes in any string, nesting past ``MAX_DEPTH`` in an ignored value, a record
 over 2 GiB.
 
+Why a second copy of the lexer rather than one shared source: the CPU kernels read memory
+through raw-address LLVM intrinsics (:mod:`plait.process.cpu._native`, to skip numba's
+per-array reference counting) that numba.cuda cannot compile, while device code must index
+arrays. The grammar and the flag rules are kept the same, and tests/gpu_sim asserts that
+both flag exactly the same records.
+
 What differs from the CPU kernels:
 
 - Input: one flat ``uint8`` buffer ``data`` with int64 ``offsets`` (record i is
