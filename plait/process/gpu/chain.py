@@ -6,6 +6,9 @@ raw records cross to the device once, the filters only narrow a ``live`` row mas
 skips dead rows, enrich finds reference rows by binary search, and only the surviving rows
 of the decoded columns come back, gathered on the device.
 
+The raw records go up in chunks, each chunk decoded while the next one crosses
+(:func:`plait.process.gpu.json_decode.upload_and_scan`).
+
 The output is exactly what the steps give one by one on the CPU engine (the pipeline's
 contract): records the decode kernel flags (null, malformed, not provably exact) are
 decoded by the per-record reference and run through the same steps on the CPU, and the two
@@ -97,7 +100,7 @@ class Chain:
 
     def run(self, raw: RawBatch, ctx: Context) -> pa.RecordBatch | None:
         """The batch the covered steps would output (None when no row is left)."""
-        from plait.process.gpu.json_decode import scan_device
+        from plait.process.gpu.json_decode import upload_and_scan
 
         backend = self.engine.backend
         xp = backend.xp
@@ -107,8 +110,7 @@ class Chain:
                   else pa.array(raw.values, type=pa.binary()))
         n = len(values)
         offsets = np.asarray(raw.offsets, dtype=np.int64)
-        dev_values = _upload_records(backend, values)
-        cells = scan_device(backend, *dev_values, self.decode.schema)
+        cells = upload_and_scan(backend, values, self.decode.schema)
         flags = backend.to_host(cells.flags).astype(bool)
         live = cells.flags == 0
         cols = self._columns(cells, live)
@@ -224,13 +226,6 @@ class _Enriched:
 @dataclass
 class _Matched:
     hits: Any
-
-
-def _upload_records(backend: Any, values: pa.Array) -> tuple[Any, Any, Any]:
-    from plait.process.gpu.device import upload_strings
-
-    s = upload_strings(backend, values)
-    return s.data, s.offsets, s.valid
 
 
 def _schema_after(step: Step, schema: pa.Schema) -> pa.Schema:

@@ -41,7 +41,19 @@ class Backend(Protocol):
 
     def zeros(self, shape: int | tuple[int, ...], dtype: Any) -> Any: ...
 
-    def synchronize(self) -> None: ...
+    def synchronize(self) -> None:
+        """Wait for every copy and kernel issued so far."""
+        ...
+
+    def copy_in(self, dst: Any, start: int, host: np.ndarray) -> Any:
+        """Start copying ``host`` (uint8) into ``dst[start:]``; returns a token for
+        :meth:`launch` to wait on (the copy may still be running)."""
+        ...
+
+    def launch(self, kernel: Any, n: int, after: Any, *args: Any) -> None:
+        """Launch ``kernel`` over ``n`` items, one thread each, once ``after`` (a token of
+        :meth:`copy_in`, or None) is done; it may run while later copies proceed."""
+        ...
 
 
 def grid(n: int, threads: int = THREADS) -> tuple[int, int]:
@@ -78,6 +90,14 @@ class SimBackend:
     def synchronize(self) -> None:
         return None
 
+    def copy_in(self, dst: np.ndarray, start: int, host: np.ndarray) -> None:
+        dst[start : start + len(host)] = host
+
+    def launch(self, kernel: Any, n: int, after: Any, *args: Any) -> None:
+        if n > 0:
+            blocks, threads = grid(n)
+            kernel[blocks, threads](*args)
+
 
 class CudaBackend:
     """CuPy arrays on the current CUDA device, double-buffered pinned staging for uploads."""
@@ -91,34 +111,62 @@ class CudaBackend:
         # Two pinned buffers: while the DMA engine copies one to the device, the host
         # fills the other, so the staging memcpy and the transfer overlap.
         self._stages: list[np.ndarray] = []
-        self._stream: Any = None
+        self._done: list[Any] = [None, None]  # per stage: the event of its last copy
+        self._turn = 0  # the stage the next copy starts with
+        self._copy: Any = None
+        self._compute: Any = None
+        self._numba_compute: Any = None
 
     def _staging(self) -> list[np.ndarray]:
         if not self._stages:
+            from numba import cuda
+
             for _ in range(2):
                 mem = self.xp.cuda.alloc_pinned_memory(self.CHUNK)
                 self._stages.append(np.frombuffer(mem, dtype=np.uint8, count=self.CHUNK))
-            self._stream = self.xp.cuda.Stream(non_blocking=True)
+            self._copy = self.xp.cuda.Stream(non_blocking=True)
+            self._compute = self.xp.cuda.Stream(non_blocking=True)
+            self._numba_compute = cuda.external_stream(self._compute.ptr)
         return self._stages
+
+    def _stage_copy(self, dst_ptr: Any, src: np.ndarray) -> Any:
+        """Copy host bytes to ``dst_ptr`` (a CuPy MemoryPointer) through the two pinned
+        stages on the copy stream; returns the event of the last piece."""
+        stages = self._staging()
+        event = None
+        for k, start in enumerate(range(0, len(src), self.CHUNK)):
+            b = (self._turn + k) % 2
+            if self._done[b] is not None:
+                self._done[b].synchronize()  # the DMA out of this stage has finished
+            size = min(self.CHUNK, len(src) - start)
+            stages[b][:size] = src[start : start + size]
+            (dst_ptr + start).copy_from_host_async(stages[b].ctypes.data, size, self._copy)
+            event = self._done[b] = self._copy.record()
+        self._turn = (self._turn + max(1, -(-len(src) // self.CHUNK))) % 2
+        return event
 
     def to_device(self, host: np.ndarray) -> Any:
         host = np.ascontiguousarray(host)
         if host.nbytes < (1 << 20):
             return self.xp.asarray(host)  # small: one pageable copy costs less than staging
-        stages = self._staging()
-        src = host.reshape(-1).view(np.uint8)
         out = self.xp.empty(host.shape, dtype=host.dtype)
-        done: list[Any] = [None, None]  # per stage: the event of its last copy
-        for k, start in enumerate(range(0, host.nbytes, self.CHUNK)):
-            b = k % 2
-            if done[b] is not None:
-                done[b].synchronize()  # the DMA out of this stage has finished
-            size = min(self.CHUNK, host.nbytes - start)
-            stages[b][:size] = src[start : start + size]
-            (out.data + start).copy_from_host_async(stages[b].ctypes.data, size, self._stream)
-            done[b] = self._stream.record()
-        self._stream.synchronize()  # kernels on other streams may read it from now on
+        self._stage_copy(out.data, host.reshape(-1).view(np.uint8))
+        self._copy.synchronize()  # kernels on other streams may read it from now on
         return out
+
+    def copy_in(self, dst: Any, start: int, host: np.ndarray) -> Any:
+        if len(host) == 0:
+            return None
+        return self._stage_copy(dst.data + start, np.ascontiguousarray(host).view(np.uint8))
+
+    def launch(self, kernel: Any, n: int, after: Any, *args: Any) -> None:
+        if n <= 0:
+            return
+        self._staging()
+        if after is not None:
+            self._compute.wait_event(after)
+        blocks, threads = grid(n)
+        kernel[blocks, threads, self._numba_compute](*args)
 
     def to_host(self, dev: Any) -> np.ndarray:
         return self.xp.asnumpy(dev)
@@ -130,6 +178,9 @@ class CudaBackend:
         return self.xp.zeros(shape, dtype=dtype)
 
     def synchronize(self) -> None:
+        if self._compute is not None:
+            self._copy.synchronize()
+            self._compute.synchronize()
         self.xp.cuda.get_current_stream().synchronize()
 
 

@@ -46,6 +46,7 @@ kept apart), float64 with one correctly rounded multiply or divide (no fastmath)
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, overload
 
@@ -658,8 +659,11 @@ def scan_kernel(
     s_start: np.ndarray,
     s_len: np.ndarray,
     flags: np.ndarray,
+    lo: int,
+    hi: int,
 ) -> None:
-    """Decode record ``i = cuda.grid(1)`` (one thread per record, ``n = len(flags)``).
+    """Decode record ``i = lo + cuda.grid(1)`` for ``lo <= i < hi`` (one thread per record;
+    a chunked upload scans each chunk's rows as it lands).
 
     Field ``j`` (UTF-8 name ``names[name_offs[j]:name_offs[j + 1]]``, kind ``kinds[j]``,
     ``n_fields = len(name_offs) - 1``) lands in row ``slots[j]`` of the array for its kind:
@@ -670,8 +674,8 @@ def scan_kernel(
     cells are then meaningless), else 0. Arrays other than ``valid`` and ``flags`` need
     not be initialised.
     """
-    i = cuda.grid(1)  # type: ignore[call-arg, var-annotated]
-    if i >= flags.shape[0]:
+    i = lo + cuda.grid(1)  # type: ignore[call-arg]
+    if i >= hi:
         return
     for j in range(name_offs.shape[0] - 1):
         valid[j, i] = 0
@@ -801,34 +805,100 @@ def scan_device(
     plan = plan_for(schema)
     dev = _upload_plan(backend, plan)
     n = int(offsets.shape[0]) - 1
-    c = plan.counts
-    nf = len(plan.kinds)
-    ns = c[K_STRING]
-    flags = backend.empty(n, np.uint8)
-    valid = backend.empty((nf, n), np.uint8)
-    # at least one row each: a zero-size device array may have no address to pass
-    ivals = backend.empty((max(c[K_INT], 1), n), np.int64)
-    fvals = backend.empty((max(c[K_FLOAT], 1), n), np.float64)
-    bvals = backend.empty((max(c[K_BOOL], 1), n), np.uint8)
-    s_start = backend.empty((max(ns, 1), n), np.int32)
-    s_len = backend.empty((max(ns, 1), n), np.int32)
+    cells = _alloc_cells(backend, plan, n)
     blocks, threads = grid(n)
     scan_kernel[blocks, threads](
         data, offsets, rec_valid, dev.names, dev.name_offs, dev.kinds, dev.slots,
-        ivals, fvals, bvals, valid, s_start, s_len, flags,
+        cells.ivals, cells.fvals, cells.bvals, cells.valid, cells.s_start, cells.s_len,
+        cells.flags, 0, n,
     )  # fmt: skip
+    return _finish_strings(backend, plan, dev, cells, data, offsets)
+
+
+def upload_and_scan(
+    backend: Backend, values: pa.Array | pa.ChunkedArray, schema: Schema,
+    chunk_bytes: int = 32 << 20,
+) -> DeviceCells:
+    """Upload ``values`` and decode them, overlapping the two: the records go up in
+    chunks of about ``chunk_bytes`` and each chunk's rows are scanned (on the backend's
+    compute stream) while the next chunk is still crossing (on its copy stream). Same
+    result as :func:`upload_records` then :func:`scan_device`."""
+    host = _host_records(values)
+    plan = plan_for(schema)
+    dev = _upload_plan(backend, plan)
+    n = len(host.valid)
+    offsets = backend.to_device(host.offsets)
+    rec_valid = backend.to_device(host.valid)
+    data = backend.empty(len(host.data), np.uint8)
+    cells = _alloc_cells(backend, plan, n)
+    for r0, r1 in _row_chunks(host.offsets, chunk_bytes):
+        b0, b1 = int(host.offsets[r0]), int(host.offsets[r1])
+        ready = backend.copy_in(data, b0, host.data[b0:max(b1, b0)])
+        backend.launch(
+            scan_kernel, r1 - r0, ready,
+            data, offsets, rec_valid, dev.names, dev.name_offs, dev.kinds, dev.slots,
+            cells.ivals, cells.fvals, cells.bvals, cells.valid, cells.s_start,
+            cells.s_len, cells.flags, r0, r1,
+        )  # fmt: skip
+    backend.synchronize()
+    return _finish_strings(backend, plan, dev, cells, data, offsets)
+
+
+def _row_chunks(offsets: np.ndarray, chunk_bytes: int) -> list[tuple[int, int]]:
+    """Row ranges of about ``chunk_bytes`` of record data each (at least one row)."""
+    n = len(offsets) - 1
+    if n <= 0:
+        return []
+    cuts = np.searchsorted(offsets, np.arange(chunk_bytes, int(offsets[-1]), chunk_bytes))
+    bounds = sorted({0, n, *(int(c) for c in cuts if 0 < c < n)})
+    return list(itertools.pairwise(bounds))
+
+
+class _Cells(NamedTuple):
+    flags: Any
+    valid: Any
+    ivals: Any
+    fvals: Any
+    bvals: Any
+    s_start: Any
+    s_len: Any
+
+
+def _alloc_cells(backend: Backend, plan: Plan, n: int) -> _Cells:
+    c = plan.counts
+    ns = c[K_STRING]
+    # at least one row each: a zero-size device array may have no address to pass
+    return _Cells(
+        backend.empty(n, np.uint8),
+        backend.empty((len(plan.kinds), n), np.uint8),
+        backend.empty((max(c[K_INT], 1), n), np.int64),
+        backend.empty((max(c[K_FLOAT], 1), n), np.float64),
+        backend.empty((max(c[K_BOOL], 1), n), np.uint8),
+        backend.empty((max(ns, 1), n), np.int32),
+        backend.empty((max(ns, 1), n), np.int32),
+    )
+
+
+def _finish_strings(backend: Backend, plan: Plan, dev: _PlanOnDevice, cells: _Cells,
+                    data: Any, offsets: Any) -> DeviceCells:
+    """Gather the string columns into one flat buffer once every row is scanned."""
+    n = int(offsets.shape[0]) - 1
+    ns = plan.counts[K_STRING]
     if ns == 0:
         str_offs = backend.zeros((0, n + 1), np.int64)
         str_data = backend.zeros(1, np.uint8)
     else:
-        str_offs = _string_offsets(backend, s_len[:ns], valid, flags, dev.string_fields)
+        str_offs = _string_offsets(backend, cells.s_len[:ns], cells.valid, cells.flags,
+                                   dev.string_fields)
         total = int(str_offs[ns - 1, n])  # the one host round trip
         str_data = backend.empty(max(total, 1), np.uint8)
+        blocks, threads = grid(n)
         string_fill_kernel[blocks, threads](
-            data, offsets, s_start, s_len, valid, flags, dev.string_fields,
-            str_offs, str_data,
+            data, offsets, cells.s_start, cells.s_len, cells.valid, cells.flags,
+            dev.string_fields, str_offs, str_data,
         )  # fmt: skip
-    return DeviceCells(flags, valid, ivals, fvals, bvals, str_offs, str_data)
+    return DeviceCells(cells.flags, cells.valid, cells.ivals, cells.fvals, cells.bvals,
+                       str_offs, str_data)
 
 
 def _string_offsets(
