@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -47,6 +48,7 @@ class ReferenceTable:
         self.columns = columns
         self.path = None if isinstance(source, pa.Table) else Path(source)
         self._lock = threading.Lock()
+        self._indexes: dict[tuple[int, str], SortedIntIndex] = {}
         if isinstance(source, pa.Table):
             self._snap = self._build(source, None)
         else:
@@ -131,9 +133,28 @@ class ReferenceTable:
             raise SchemaError(
                 f"enrich: expected key column {on!r} in the batch, columns are {batch.schema.names}"
             )
-        ref_keys = self.keys_as(snap, batch.schema.field(idx).type, on)
-        pos = pc.index_in(batch.column(idx), value_set=ref_keys)
+        probe_type = batch.schema.field(idx).type
+        ref_keys = self.keys_as(snap, probe_type, on)
+        if pa.types.is_integer(probe_type):
+            pos = self._sorted_index(snap, probe_type, ref_keys).positions(batch.column(idx))
+        else:
+            pos = pc.index_in(batch.column(idx), value_set=ref_keys)
         return self.attach(batch, snap, pos)
+
+    def _sorted_index(self, snap: _Snapshot, probe_type: pa.DataType,
+                      keys: pa.Array) -> SortedIntIndex:
+        """The snapshot's integer keys sorted once (per probe type) for binary search.
+
+        Why not ``pc.index_in`` for integers: it builds a hash set of the whole reference
+        table on every call (~100 µs for 10,000 keys here), which dominated enrich on
+        small batches; a search in keys sorted once costs ~10 µs for 200 probes."""
+        key = (id(snap), str(probe_type))
+        with self._lock:
+            index = self._indexes.get(key)
+            if index is None or index.snap is not snap:
+                index = SortedIntIndex(snap, keys)
+                self._indexes = {key: index}  # only the current snapshot's stays
+        return index
 
     def snapshot(self) -> _Snapshot:
         """The table in use now (a batch must use one snapshot throughout)."""
@@ -165,3 +186,27 @@ class ReferenceTable:
             arrays.append(snap.table.column(name).take(pos).combine_chunks())
             names.append(name)
         return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+class SortedIntIndex:
+    """Integer reference keys in sorted order, and each one's row in the table."""
+
+    def __init__(self, snap: _Snapshot, keys: pa.Array) -> None:
+        self.snap = snap  # holds the snapshot: its id cannot be reused while cached
+        values = keys.to_numpy(zero_copy_only=False).astype(np.int64)
+        self.order = np.argsort(values, kind="stable")
+        self.sorted = values[self.order]
+
+    def positions(self, probe: pa.Array | pa.ChunkedArray) -> pa.Array:
+        """Row of each probe key in the table, null where it has none or is null (what
+        ``pc.index_in`` gives, as int64)."""
+        if isinstance(probe, pa.ChunkedArray):
+            probe = probe.combine_chunks()
+        x = probe.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        if len(self.sorted) == 0:
+            return pa.nulls(len(x), pa.int64())
+        at = np.minimum(np.searchsorted(self.sorted, x), len(self.sorted) - 1)
+        hit = self.sorted[at] == x
+        if probe.null_count:
+            hit &= probe.is_valid().to_numpy(zero_copy_only=False)
+        return pa.array(np.where(hit, self.order[at], 0), type=pa.int64(), mask=~hit)

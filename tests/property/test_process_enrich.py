@@ -16,9 +16,10 @@ from plait.process.enrich import ReferenceTable
     ),
     keys=st.lists(st.none() | st.integers(-25, 25), max_size=20),
     as_string=st.booleans(),
+    probe_int32=st.booleans(),
 )
 def test_enrich_equals_dict_lookup(
-    ref: dict[int, str | None], keys: list[int | None], as_string: bool
+    ref: dict[int, str | None], keys: list[int | None], as_string: bool, probe_int32: bool
 ) -> None:
     conv = (lambda k: None if k is None else f"k{k}") if as_string else (lambda k: k)
     table = pa.table(
@@ -33,7 +34,8 @@ def test_enrich_equals_dict_lookup(
     batch = pa.record_batch(
         {
             "user": pa.array(
-                [conv(k) for k in keys], pa.string() if as_string else pa.int64()
+                [conv(k) for k in keys],
+                pa.string() if as_string else pa.int32() if probe_int32 else pa.int64(),
             ),
             "n": pa.array(range(len(keys)), pa.int64()),
         }
@@ -43,3 +45,5 @@ def test_enrich_equals_dict_lookup(
         {"user": conv(k), "n": i, "label": ref.get(k) if k is not None else None}
         for i, k in enumerate(keys)
     ]
+    # a second batch reuses the snapshot's sorted keys (integers) and must agree too
+    assert rt.lookup(batch.slice(1), "user").to_pylist() == out[1:]

@@ -14,7 +14,9 @@ Large batches are split into row ranges decoded on threads (the kernels release 
 from __future__ import annotations
 
 import ctypes
+import functools
 import itertools
+import math
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -42,6 +44,7 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
+@functools.cache
 def _threads() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
@@ -309,7 +312,7 @@ def _scratch(name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
     cost ~3 ms/MB in page faults; scratch memory kept in use stays warm. The price is
     ~34 bytes per row of the largest batch a thread decoded (4 string fields, 8 fields).
     """
-    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    size = math.prod(shape) * np.dtype(dtype).itemsize
     buf = _SCRATCH.buffers.get(name)
     if buf is None or buf.nbytes < size:
         buf = _SCRATCH.buffers[name] = _empty((max(size, 1),), np.uint8)
@@ -323,9 +326,9 @@ def _empty(shape: tuple[int, ...], dtype: type) -> np.ndarray:
     first-touch page faults cost as much as the decode of a 1M-event batch; Arrow's pool
     hands back memory it already faulted in for an earlier batch.
     """
-    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    size = math.prod(shape) * np.dtype(dtype).itemsize
     buf = pa.allocate_buffer(max(size, 1))
-    return np.frombuffer(buf, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+    return np.frombuffer(buf, dtype=dtype, count=math.prod(shape)).reshape(shape)
 
 
 def _strings(
