@@ -14,20 +14,24 @@ member but got no answer (reset mid-flight, read timeout, "request timed out",
 idempotent (reads, keepalive); for a write we raise MetaUnavailableError with
 ``outcome_unknown=True``, because a blind retry of a transaction such as
 "if version == 3 then put" could apply a second time after another writer moved on.
+A certificate problem in the TLS handshake (MetaTLSError) is neither: the member
+refused the connection before reading a request, and no retry can fix a certificate.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import ssl
 import threading
 import time
 from typing import Any
 
 import urllib3
-from urllib3.exceptions import ConnectTimeoutError, HTTPError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, SSLError
 
-from plait.meta.errors import BackendError, MetaUnavailableError
+from plait.errors import ConfigError
+from plait.meta.errors import BackendError, MetaTLSError, MetaUnavailableError
 from plait.meta.url import EtcdTLS
 
 # gRPC status codes etcd returns through the gateway
@@ -42,6 +46,71 @@ def b64(data: bytes) -> str:
 
 def unb64(text: str | None) -> bytes:
     return base64.b64decode(text) if text else b""
+
+
+def _no_password() -> str:
+    # without a callback OpenSSL would prompt on the terminal for an encrypted key
+    raise ValueError("the key is encrypted")
+
+
+def _check_tls_files(tls: EtcdTLS, url: str) -> None:
+    """Load the CA bundle and client certificate once, when the store is opened.
+
+    urllib3 loads them only at the first connect, and there a missing file or a key
+    that does not match its certificate surfaced as a lost connection: a read retried
+    it for failover_s and a write reported an unknown outcome. Now it is a ConfigError
+    naming the file (paths only, never contents) before any connection is made.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if tls.cacert:
+        try:
+            ctx.load_verify_locations(cafile=tls.cacert)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            raise ConfigError(
+                f"metadata store {url}: cannot load cacert={tls.cacert!r}: "
+                f"{_os_reason(exc)}; expected a PEM CA bundle"
+            ) from exc
+    if tls.cert:
+        try:
+            ctx.load_cert_chain(tls.cert, tls.key, password=_no_password)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"metadata store {url}: cannot load the client certificate "
+                f"cert={tls.cert!r} with key={tls.key!r}: {_os_reason(exc)}; expected "
+                "a PEM certificate and its matching unencrypted private key"
+            ) from exc
+
+
+def _os_reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or exc.__class__.__name__
+
+
+def _tls_refusal(exc: BaseException) -> str | None:
+    """Why the TLS handshake failed, when ``exc`` (a urllib3 error wrapping ssl's) is a
+    certificate problem; None for anything else. An EOF or a reset at the TLS layer is
+    not one: a member dying mid-request looks the same, so it keeps the retry rule."""
+    todo, seen = [exc], 0
+    while todo and seen < 16:
+        e = todo.pop()
+        seen += 1
+        if isinstance(e, ssl.SSLCertVerificationError):  # also urllib3's hostname check
+            why = getattr(e, "verify_message", None) or str(e)
+            return (
+                f"TLS: the server's certificate did not verify ({why}); expected one "
+                "signed by the CA in cacert=, naming the host in the URL"
+            )
+        if isinstance(e, ssl.SSLError) and "ALERT" in (e.reason or ""):
+            alert = (e.reason or "").lower().replace("_", " ")
+            return (
+                f"TLS: the server refused the handshake ({alert}); if it requires "
+                "client certificates, expected cert= and key= signed by a CA it trusts"
+            )
+        todo.extend(a for a in e.args if isinstance(a, BaseException))
+        if e.__cause__ is not None:
+            todo.append(e.__cause__)
+    return None
 
 
 class GatewayError(Exception):
@@ -70,8 +139,18 @@ class Transport:
         self._failover_s = failover_s
         self._lock = threading.Lock()
         self._current = 0
+        # A server that requires a client certificate often just drops a connection
+        # without one (an EOF, racing its alert), which we must treat as a lost
+        # connection; say what it may mean.
+        self._eof_hint = (
+            "; a server that requires client certificates also drops connections "
+            "without one: expected cert= and key="
+            if tls is not None and not tls.cert
+            else ""
+        )
         kwargs: dict[str, Any] = {}
         if tls is not None:
+            _check_tls_files(tls, self.url)
             kwargs = {
                 "cert_reqs": "CERT_REQUIRED",
                 "ca_certs": tls.cacert,
@@ -110,6 +189,7 @@ class Transport:
         deadline = time.monotonic() + self._failover_s
         reason = "no endpoint tried"
         attempt = 0
+        tls_refused: set[int] = set()
         while True:
             with self._lock:
                 start = self._current
@@ -129,7 +209,19 @@ class Transport:
                 reason = (
                     f"{base}: connection lost mid-request ({exc.__class__.__name__})"
                 )
-                if not idempotent:
+                if isinstance(exc, SSLError):
+                    reason += self._eof_hint
+                refused = _tls_refusal(exc) if self.scheme == "https" else None
+                if refused is not None:
+                    # Not "lost mid-request": the handshake failed, so etcd never
+                    # read the request, and retrying cannot fix a certificate (before,
+                    # a read retried it for failover_s and a write reported an
+                    # unknown outcome). Try each member once, as one may differ.
+                    reason = f"{base}: {refused}"
+                    tls_refused.add(idx)
+                    if len(tls_refused) == len(self.endpoints):
+                        raise MetaTLSError(self.url, reason) from exc
+                elif not idempotent:
                     self._demote(idx)
                     raise MetaUnavailableError(
                         self.url, reason, outcome_unknown=True
@@ -166,6 +258,7 @@ class Transport:
         payload = json.dumps(body).encode()
         deadline = time.monotonic() + self._failover_s
         attempt, reason = 0, ""
+        tls_refused: set[int] = set()
         while True:
             with self._lock:
                 start = self._current
@@ -184,6 +277,14 @@ class Transport:
                 resp.release_conn()
             except HTTPError as exc:
                 reason = f"{base}: {exc.__class__.__name__}"
+                if isinstance(exc, SSLError):
+                    reason += self._eof_hint
+                refused = _tls_refusal(exc) if self.scheme == "https" else None
+                if refused is not None:  # as in call(): no retry fixes a certificate
+                    reason = f"{base}: {refused}"
+                    tls_refused.add(idx)
+                    if len(tls_refused) == len(self.endpoints):
+                        raise MetaTLSError(self.url, reason) from exc
             self._demote(idx)
             attempt += 1
             if time.monotonic() >= deadline:

@@ -55,6 +55,17 @@ class MetaUnavailableError(MetaError):
         super().__init__(detail)
 
 
+class MetaTLSError(MetaUnavailableError):
+    """The TLS handshake failed on a certificate: the server's did not verify against
+    ``cacert``, or the server refused ours (missing, or signed by a CA it does not trust).
+
+    Not retried: once each member has refused the handshake it is raised, since the
+    member refused before reading a request (nothing was applied, ``outcome_unknown``
+    is false) and retrying cannot fix a certificate. The message names the URL and
+    paths, never the contents of a key.
+    """
+
+
 class WatchCancelledError(MetaError):
     """The watch ended: cancelled by its owner, by the store closing, or by the backend.
 

@@ -32,6 +32,7 @@ from plait.meta.errors import (
     LeaseNotFoundError,
     MetaClosedError,
     MetaError,
+    MetaTLSError,
     MetaUnavailableError,
     TxnError,
 )
@@ -349,6 +350,9 @@ class _EtcdWatch:
                 lines = self._connect()
             except CompactedError as exc:
                 self.queue.fail(str(exc), compact_revision=exc.compact_revision)
+                return
+            except MetaTLSError as exc:  # raised at once now: end, don't spin on it
+                self.queue.fail(str(exc))
                 return
             except _STREAM_ERRORS as exc:
                 log.debug("watch reconnect on %s failed: %r", self._store.url, exc)

@@ -2,6 +2,8 @@
 
 Each member listens on free loopback ports with its own temp data dir, is declared
 ready when ``/health`` answers ``"true"`` (a leader exists), and is stopped by its pid.
+With ``tls`` (see ``tests.servers.tls``) a member serves clients over https only and
+requires a client certificate its CA signed (``--client-cert-auth``); peers stay http.
 Without an etcd binary the helpers skip, except under ``CI=true`` where a missing
 server is a failure: a green CI run must mean the etcd backend was exercised.
 """
@@ -12,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import free_port, missing_server, signal_and_reap
+from .tls import TlsFiles
 
 # Short Raft timers: elections after a SIGKILL finish in about a second, and etcd's
 # minimum lease TTL (1.5 election timeouts) drops to 1s, which keeps lease tests fast.
@@ -40,9 +44,23 @@ def etcd_binary() -> str:
     return found
 
 
-def _post(url: str, body: dict[str, object], timeout: float = 2.0) -> dict[str, object]:
+def _client_context(tls: TlsFiles | None) -> ssl.SSLContext | None:
+    """What the helpers' own requests present to a TLS member: its CA and the client cert."""
+    if tls is None:
+        return None
+    ctx = ssl.create_default_context(cafile=str(tls.ca))
+    ctx.load_cert_chain(str(tls.client_cert), str(tls.client_key))
+    return ctx
+
+
+def _post(
+    url: str,
+    body: dict[str, object],
+    timeout: float = 2.0,
+    context: ssl.SSLContext | None = None,
+) -> dict[str, object]:
     req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
+    with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
         out: dict[str, object] = json.loads(resp.read())
         return out
 
@@ -55,17 +73,32 @@ class EtcdMember:
     peer_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     cluster: str = ""  # --initial-cluster value
+    tls: TlsFiles | None = None  # https clients with --client-cert-auth; peers stay http
 
     @property
     def endpoint(self) -> str:
         return f"127.0.0.1:{self.client_port}"
 
     @property
+    def client_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.endpoint}"
+
+    @property
+    def meta_url(self) -> str:
+        """The URL open_meta takes for this member (with the client cert under TLS)."""
+        if self.tls is None:
+            return f"etcd://{self.endpoint}"
+        t = self.tls
+        return (
+            f"etcds://{self.endpoint}?cacert={t.ca}&cert={t.client_cert}&key={t.client_key}"
+        )
+
+    @property
     def peer_url(self) -> str:
         return f"http://127.0.0.1:{self.peer_port}"
 
     def start(self) -> None:
-        client = f"http://{self.endpoint}"
+        client = self.client_url
         args = [
             etcd_binary(),
             f"--name={self.name}",
@@ -82,6 +115,13 @@ class EtcdMember:
             "--logger=zap",
             "--log-level=warn",
         ]
+        if self.tls is not None:
+            args += [
+                f"--cert-file={self.tls.server_cert}",
+                f"--key-file={self.tls.server_key}",
+                f"--trusted-ca-file={self.tls.ca}",
+                "--client-cert-auth",
+            ]
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.data_dir.parent / f"{self.name}.log", "ab")  # noqa: SIM115 - owned by proc
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
@@ -98,7 +138,7 @@ class EtcdMember:
     def healthy(self) -> bool:
         try:
             with urllib.request.urlopen(
-                f"http://{self.endpoint}/health", timeout=1
+                f"{self.client_url}/health", timeout=1, context=_client_context(self.tls)
             ) as r:
                 return bool(json.loads(r.read()).get("health") == "true")
         except (OSError, ValueError):
@@ -106,7 +146,11 @@ class EtcdMember:
 
     def status(self) -> dict[str, object]:
         """The maintenance status: this member's id (header.member_id) and the leader's."""
-        return _post(f"http://{self.endpoint}/v3/maintenance/status", {})
+        return _post(
+            f"{self.client_url}/v3/maintenance/status",
+            {},
+            context=_client_context(self.tls),
+        )
 
     def log_tail(self) -> str:
         path = self.data_dir.parent / f"{self.name}.log"
@@ -186,9 +230,9 @@ class EtcdCluster:
 
 
 @contextmanager
-def etcd_server(base: Path) -> Iterator[EtcdMember]:
-    """One etcd member, started and stopped around the block."""
-    member = EtcdMember("solo", base / "solo")
+def etcd_server(base: Path, tls: TlsFiles | None = None) -> Iterator[EtcdMember]:
+    """One etcd member, started and stopped around the block (https with ``tls``)."""
+    member = EtcdMember("solo", base / "solo", tls=tls)
     member.start()
     try:
         wait_healthy([member])
