@@ -135,7 +135,7 @@ class ReferenceTable:
             )
         probe_type = batch.schema.field(idx).type
         ref_keys = self.keys_as(snap, probe_type, on)
-        if pa.types.is_integer(probe_type):
+        if pa.types.is_integer(probe_type) and _search_pays(batch.num_rows, len(ref_keys)):
             pos = self._sorted_index(snap, probe_type, ref_keys).positions(batch.column(idx))
         else:
             pos = pc.index_in(batch.column(idx), value_set=ref_keys)
@@ -143,11 +143,7 @@ class ReferenceTable:
 
     def _sorted_index(self, snap: _Snapshot, probe_type: pa.DataType,
                       keys: pa.Array) -> SortedIntIndex:
-        """The snapshot's integer keys sorted once (per probe type) for binary search.
-
-        Why not ``pc.index_in`` for integers: it builds a hash set of the whole reference
-        table on every call (~100 µs for 10,000 keys here), which dominated enrich on
-        small batches; a search in keys sorted once costs ~10 µs for 200 probes."""
+        """The snapshot's integer keys sorted once (per probe type) for binary search."""
         key = (id(snap), str(probe_type))
         with self._lock:
             index = self._indexes.get(key)
@@ -186,6 +182,17 @@ class ReferenceTable:
             arrays.append(snap.table.column(name).take(pos).combine_chunks())
             names.append(name)
         return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _search_pays(probes: int, keys: int) -> bool:
+    """Whether a binary search in sorted keys beats ``pc.index_in`` for this batch.
+
+    index_in builds a hash set of the whole reference table on every call, then probes
+    it in O(1); the search needs no build but pays O(log keys) cache misses per probe.
+    Measured here with 10,000 keys: 200 probes 184 µs (index_in) vs 56 µs (search),
+    2,000: 190 vs 139, 20,000: 310 vs 1,732. The rule puts the switch at ~2,600 probes
+    for 10,000 keys and grows it with the table (whose hash costs more to build)."""
+    return probes * 16 < keys + 32_768
 
 
 class SortedIntIndex:

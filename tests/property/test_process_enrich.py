@@ -17,10 +17,14 @@ from plait.process.enrich import ReferenceTable
     keys=st.lists(st.none() | st.integers(-25, 25), max_size=20),
     as_string=st.booleans(),
     probe_int32=st.booleans(),
+    big=st.booleans(),
 )
 def test_enrich_equals_dict_lookup(
-    ref: dict[int, str | None], keys: list[int | None], as_string: bool, probe_int32: bool
+    ref: dict[int, str | None], keys: list[int | None], as_string: bool, probe_int32: bool,
+    big: bool,
 ) -> None:
+    if big:  # past the size where integer keys switch from binary search to a hash
+        keys = keys * 200
     conv = (lambda k: None if k is None else f"k{k}") if as_string else (lambda k: k)
     table = pa.table(
         {
