@@ -823,7 +823,12 @@ def upload_and_scan(
     chunks of about ``chunk_bytes`` and each chunk's rows are scanned (on the backend's
     compute stream) while the next chunk is still crossing (on its copy stream). Same
     result as :func:`upload_records` then :func:`scan_device`."""
-    host = _host_records(values)
+    return _upload_and_scan(backend, _host_records(values), schema, chunk_bytes)
+
+
+def _upload_and_scan(
+    backend: Backend, host: _HostRecords, schema: Schema, chunk_bytes: int = 32 << 20
+) -> DeviceCells:
     plan = plan_for(schema)
     dev = _upload_plan(backend, plan)
     n = len(host.valid)
@@ -997,7 +1002,7 @@ def decode_device(
     n = len(records)
     if n == 0:
         return per_record([], schema, "json")
-    cells = scan_device(backend, *_upload(backend, host), schema)
+    cells = _upload_and_scan(backend, host, schema)
     flags = backend.to_host(cells.flags)
     strings = _host_strings(backend, cells)
     if strings is None:  # a column past 2 GiB: Arrow's int32 offsets cannot hold it
