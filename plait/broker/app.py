@@ -12,9 +12,10 @@ import gc
 import logging
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from plait.broker.config import BrokerConfig
 from plait.broker.server import KafkaServer
@@ -26,6 +27,9 @@ from plait.meta.interface import MetaStore
 from plait.observe.http import HttpEndpoint
 from plait.observe.metrics import BrokerMetrics
 
+if TYPE_CHECKING:
+    from plait.fastlane.interface import FastLane
+
 log = logging.getLogger(__name__)
 
 
@@ -36,6 +40,8 @@ class ServeOptions:
     broker: BrokerConfig
     http_port: int = 8080
     log_config: LogConfig | None = None
+    fastlane_url: str | None = None  # publish every append on this lane (nats://...)
+    fastlane_wait_s: float = 5.0  # how long start-up waits for the lane's first connection
 
 
 def _open_meta(url: str) -> MetaStore:
@@ -58,12 +64,42 @@ class BrokerApp:
         except BaseException:
             self.log.close()
             raise
+        self.lane: FastLane | None = None
+        self._detach_lane: Callable[[], None] | None = None
+        if opts.fastlane_url:
+            try:
+                self._open_lane(opts.fastlane_url, opts.fastlane_wait_s)
+            except BaseException:
+                self.log.close()
+                self.meta.close()
+                raise
         self.metrics = BrokerMetrics()
         self.broker = Broker(self.log, GroupStore(self.meta), opts.broker, self.metrics,
                              opts.log_config)
         self.metrics.attach_log(self._end_offsets, self._committed)
         self.kafka = KafkaServer(self.broker)
         self.http = HttpEndpoint(self.metrics.render, lambda: not self.kafka.closing)
+
+    def _open_lane(self, url: str, wait_s: float) -> None:
+        """Publish every append on the fast lane at ``url``. The lane is lossy by design
+        (consumers fill gaps from the log), so an unreachable server delays nothing: it
+        is waited for up to ``wait_s`` at start-up, then reconnected in the background."""
+        from plait.fastlane.publisher import attach
+        from plait.fastlane.url import open_fastlane
+
+        self.lane = open_fastlane(url)
+        wait = getattr(self.lane, "wait_connected", None)
+        if wait is not None and not wait(wait_s):
+            log.warning("fast lane %s not reachable yet; publishing once it is", url)
+        self._detach_lane = attach(self.log, self.lane)
+
+    def _close_lane(self) -> None:
+        if self._detach_lane is not None:
+            self._detach_lane()
+            self._detach_lane = None
+        if self.lane is not None:
+            self.lane.close()
+            self.lane = None
 
     def _end_offsets(self) -> Iterator[tuple[str, int, int]]:
         for topic in self.log.list_topics():
@@ -86,6 +122,7 @@ class BrokerApp:
         await self.kafka.stop()
         await self.http.stop()
         await self.broker.coordinator.stop()
+        self._close_lane()
         try:
             self.log.flush()
         finally:
@@ -101,6 +138,7 @@ class BrokerApp:
         try:
             kafka_port, http_port = await self.start()
         except BaseException:
+            self._close_lane()
             self.log.close()
             self.meta.close()
             raise

@@ -36,12 +36,15 @@ from plait.errors import PlaitError
               help="Wait for more members before a new group's first generation.")
 @click.option("--fsync", default=None,
               help="Log fsync policy: always, never, interval or interval:<ms>.")
+@click.option("--fastlane", "fastlane_url", default=None,
+              help="Also publish every appended batch on this fast lane (nats://host:port, "
+                   "subjects plait.<topic>.<partition>) for low-latency consumers.")
 @click.option("--log-level", default="WARNING", show_default=True)
 def serve(
     data_dir: Path | None, host: str, kafka_port: int, http_port: int, meta_url: str | None,
     advertised_host: str | None, auto_create: bool, default_partitions: int,
     max_request_mib: int, max_connections: int, max_inflight: int,
-    group_initial_delay_ms: int, fsync: str | None, log_level: str,
+    group_initial_delay_ms: int, fsync: str | None, fastlane_url: str | None, log_level: str,
 ) -> None:
     """Serve the embedded log to any Kafka client. Stops cleanly on SIGINT/SIGTERM."""
     if data_dir is None:
@@ -59,6 +62,7 @@ def serve(
             meta_url=meta_url or f"sqlite:///{(data_dir / 'meta.sqlite').resolve()}",
             http_port=http_port,
             log_config=LogConfig(fsync=fsync) if fsync else None,  # type: ignore[arg-type]
+            fastlane_url=fastlane_url,
             broker=BrokerConfig(
                 host=host, port=kafka_port, advertised_host=advertised_host,
                 auto_create_topics=auto_create, default_partitions=default_partitions,
