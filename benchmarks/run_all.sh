@@ -10,7 +10,7 @@ run inproc-throughput bench --events 2000000 --size 100 --partitions 1
 run inproc-rate10k bench --events 50000 --size 100 --partitions 1 --rate 10000
 for r in 1000 10000 100000; do
     run latency-inproc-$r bench latency --fastlane inproc --rate $r --events $((r * 3 < 300000 ? r * 3 : 300000))
-    run latency-nats-$r bench latency --fastlane nats --rate $r --events $((r * 3 < 300000 ? r * 3 : 300000))
+    run latency-nats-$r bench latency --fastlane nats --peer --rate $r --events $((r * 3 < 300000 ? r * 3 : 300000))
     run latency-log-$r bench latency --path log --rate $r --events $((r * 3 < 300000 ? r * 3 : 300000))
 done
 run kafka bench kafka --messages 1000000
