@@ -48,7 +48,14 @@ def main() -> int:
     from numba.cuda.cudadrv import nvrtc, nvvm
 
     # Without a driver numba cannot ask the device or NVRTC what to target: say sm_90,
-    # and point it at the toolkit's libdevice.
+    # and point it at the toolkit's libdevice. These are numba-cuda internals (0.30);
+    # where they moved, say so rather than fail on a GPU-free machine.
+    hooks = [(nvrtc, "get_supported_ccs"), (nvvm, "get_libdevice"), (nvvm, "open_libdevice"),
+             (dispatcher, "get_current_device")]
+    missing = [f"{m.__name__}.{name}" for m, name in hooks if not hasattr(m, name)]
+    if missing:
+        print(f"this numba-cuda has no {', '.join(missing)}: cannot compile without a GPU")
+        return 2
     libdevice = next((root / "nvvm" / "libdevice").glob("libdevice*.bc"))
     nvrtc.get_supported_ccs = lambda: ((7, 5), (8, 0), (8, 6), (9, 0))
     nvvm.get_libdevice = lambda: str(libdevice)
