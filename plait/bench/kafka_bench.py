@@ -18,8 +18,6 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ import click
 import numpy as np
 
 from plait.bench.cpus import split_cpus
+from plait.bench.servers import start_nats
 from plait.bench.stats import machine, percentiles_ms
 
 STAMP = 8
@@ -190,15 +189,6 @@ def kafka_latency(bootstrap: str, topic: str, rate: float, messages: int, size: 
 # -- NATS JetStream, the peer -----------------------------------------------------------------
 
 
-@contextmanager
-def nats_jetstream(workdir: Path) -> Iterator[tuple[str, int]]:
-    """(url, pid) of a JetStream-enabled nats-server for this run."""
-    from plait.bench.servers import start_nats
-
-    with start_nats(workdir, jetstream=True) as server:
-        yield server.url, server.pid
-
-
 async def _js_run(url: str, messages: int, size: int, rate: float, lat_messages: int) -> dict[str, float]:
     import nats
     from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
@@ -314,9 +304,9 @@ def bench_kafka(
             if broker is not None:
                 broker.stop()
         if peer:
-            with nats_jetstream(Path(tmp)) as (url, pid), split_cpus(pid, cpus):
+            with start_nats(Path(tmp), jetstream=True) as nats, split_cpus(nats.pid, cpus):
                 result["jetstream"] = asyncio.run(
-                    _js_run(url, peer_messages, size, rate, latency_messages)
+                    _js_run(nats.url, peer_messages, size, rate, latency_messages)
                 )
             for key in ("produce_msgs_per_s", "consume_msgs_per_s"):
                 result[f"ratio_{key}"] = round(result["plait"][key] / result["jetstream"][key], 2)

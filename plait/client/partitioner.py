@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from plait.errors import ConfigError
 from plait.protocol._records_numba import _kernel
+from plait.protocol.records import binary_parts
 
 SEED = 0x9747B28C
 M = 0x5BD1E995
@@ -132,31 +133,12 @@ def partitions_for_keys(
     """Partition of every key (int32), as :func:`partition_for_key` would give; -1 for null."""
     if num_partitions <= 0:
         raise ConfigError(f"num_partitions must be positive, got {num_partitions}")
-    if isinstance(keys, pa.ChunkedArray):
-        keys = keys.combine_chunks()
-    if not isinstance(keys, pa.Array):
-        keys = pa.array(keys, type=pa.binary())
-    if pa.types.is_binary(keys.type) or pa.types.is_string(keys.type):
-        off_type: type = np.int32
-    elif pa.types.is_large_binary(keys.type) or pa.types.is_large_string(keys.type):
-        off_type = np.int64
-    else:
-        raise ConfigError(f"keys must be a binary array, got {keys.type}")
-    n = len(keys)
-    bufs = keys.buffers()
-    offsets: np.ndarray = np.frombuffer(bufs[1], dtype=off_type, count=keys.offset + n + 1)[
-        keys.offset :
-    ]
-    data = np.zeros(0, np.uint8) if bufs[2] is None else np.frombuffer(bufs[2], dtype=np.uint8)
-    valid = np.zeros(0, np.bool_)
-    if keys.null_count:
-        valid = keys.is_valid().to_numpy(zero_copy_only=False)
-    if n and (offsets[0] < 0 or offsets[-1] > data.shape[0]):
-        raise ConfigError(
-            f"key offsets run from {offsets[0]} to {offsets[-1]}, data has {data.shape[0]}"
-        )
+    if not isinstance(keys, (pa.Array, pa.ChunkedArray)):
+        keys = pa.array(keys, type=pa.binary())  # a tuple would read as (data, offsets)
+    data, offsets, valid = binary_parts(keys, "keys")
+    n = len(offsets) - 1
     out = np.empty(n, np.int32)
-    bad = _partitions_kernel(data, offsets.astype(np.int64), valid, int(num_partitions), out)
+    bad = _partitions_kernel(data, offsets, valid, int(num_partitions), out)
     if bad >= 0:
         raise ConfigError(f"key offsets fall at key {bad}")
     return out

@@ -206,22 +206,9 @@ class Transport:
             ) as exc:  # includes refused: the request never left
                 reason = f"{base}: cannot connect ({exc.__class__.__name__})"
             except HTTPError as exc:  # sent, no answer: it may have been applied
-                reason = (
-                    f"{base}: connection lost mid-request ({exc.__class__.__name__})"
-                )
-                if isinstance(exc, SSLError):
-                    reason += self._eof_hint
-                refused = _tls_refusal(exc) if self.scheme == "https" else None
-                if refused is not None:
-                    # Not "lost mid-request": the handshake failed, so etcd never
-                    # read the request, and retrying cannot fix a certificate (before,
-                    # a read retried it for failover_s and a write reported an
-                    # unknown outcome). Try each member once, as one may differ.
-                    reason = f"{base}: {refused}"
-                    tls_refused.add(idx)
-                    if len(tls_refused) == len(self.endpoints):
-                        raise MetaTLSError(self.url, reason) from exc
-                elif not idempotent:
+                lost = f"connection lost mid-request ({exc.__class__.__name__})"
+                reason, refused = self._tls_check(exc, idx, base, lost, tls_refused)
+                if not refused and not idempotent:
                     self._demote(idx)
                     raise MetaUnavailableError(
                         self.url, reason, outcome_unknown=True
@@ -251,6 +238,22 @@ class Transport:
                     min(0.05 * attempt, 0.5)
                 )  # every member failed once: let an election finish
 
+    def _tls_check(self, exc: HTTPError, idx: int, base: str, what: str,
+                   refused: set[int]) -> tuple[str, bool]:
+        """(reason, whether the TLS handshake refused a certificate) for a failed request
+        to member ``idx``. A refusal is not "lost mid-request": etcd never read the
+        request, and no retry fixes a certificate (before, a read retried it for
+        failover_s and a write reported an unknown outcome). Each member is tried once,
+        as one may differ; when all have refused, MetaTLSError."""
+        why = _tls_refusal(exc) if self.scheme == "https" else None
+        if why is None:
+            return f"{base}: {what}" + (self._eof_hint if isinstance(exc, SSLError) else ""), False
+        reason = f"{base}: {why}"
+        refused.add(idx)
+        if len(refused) == len(self.endpoints):
+            raise MetaTLSError(self.url, reason) from exc
+        return reason, True
+
     def open_stream(
         self, path: str, body: dict[str, Any]
     ) -> tuple[urllib3.BaseHTTPResponse, str]:
@@ -276,15 +279,8 @@ class Transport:
                 reason = f"{base}: HTTP {resp.status}"
                 resp.release_conn()
             except HTTPError as exc:
-                reason = f"{base}: {exc.__class__.__name__}"
-                if isinstance(exc, SSLError):
-                    reason += self._eof_hint
-                refused = _tls_refusal(exc) if self.scheme == "https" else None
-                if refused is not None:  # as in call(): no retry fixes a certificate
-                    reason = f"{base}: {refused}"
-                    tls_refused.add(idx)
-                    if len(tls_refused) == len(self.endpoints):
-                        raise MetaTLSError(self.url, reason) from exc
+                reason, _ = self._tls_check(exc, idx, base, exc.__class__.__name__,
+                                            tls_refused)
             self._demote(idx)
             attempt += 1
             if time.monotonic() >= deadline:

@@ -77,6 +77,7 @@ class Pipeline:
         selector = engine if isinstance(engine, EngineSelector) else EngineSelector(engine)
         self._ctx = Context(selector, dead_letters or self.dead_letters.append)
         self._next_offset = 0
+        self._chain: tuple[Any, tuple[int, ...], Any] | None = None  # see _device_chain
 
     # -- building ------------------------------------------------------------------------
     def decode(
@@ -259,7 +260,11 @@ class Pipeline:
         chain_for = getattr(engine, "chain_for", None)
         if chain_for is None or not bool(np.all(np.diff(np.asarray(raw.offsets)) > 0)):
             return 0, raw
-        chain = chain_for(self.steps)
+        planned = self._chain
+        if planned is None or planned[0] is not engine or planned[1] != tuple(map(id, self.steps)):
+            # planned once per engine and step list (steps can still be added after a batch)
+            planned = self._chain = (engine, tuple(map(id, self.steps)), chain_for(self.steps))
+        chain = planned[2]
         if chain.length < 2:  # decode alone: the engine's own decode does as well
             return 0, raw
         return chain.length, chain.run(raw, self._ctx)

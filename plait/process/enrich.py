@@ -12,6 +12,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -134,21 +135,20 @@ class ReferenceTable:
                 f"enrich: expected key column {on!r} in the batch, columns are {batch.schema.names}"
             )
         probe_type = batch.schema.field(idx).type
-        ref_keys = self.keys_as(snap, probe_type, on)
-        if pa.types.is_integer(probe_type) and _search_pays(batch.num_rows, len(ref_keys)):
-            pos = self._sorted_index(snap, probe_type, ref_keys).positions(batch.column(idx))
+        if pa.types.is_integer(probe_type) and _search_pays(batch.num_rows, len(snap.keys)):
+            pos = self.sorted_index(snap, probe_type, on).positions(batch.column(idx))
         else:
-            pos = pc.index_in(batch.column(idx), value_set=ref_keys)
+            pos = pc.index_in(batch.column(idx), value_set=self.keys_as(snap, probe_type, on))
         return self.attach(batch, snap, pos)
 
-    def _sorted_index(self, snap: _Snapshot, probe_type: pa.DataType,
-                      keys: pa.Array) -> SortedIntIndex:
-        """The snapshot's integer keys sorted once (per probe type) for binary search."""
+    def sorted_index(self, snap: _Snapshot, probe_type: pa.DataType, on: str) -> SortedIntIndex:
+        """The snapshot's keys, cast to the (integer) probe type, sorted once for binary
+        search; kept until the snapshot is replaced. The GPU engine's enrich uses it too."""
         key = (id(snap), str(probe_type))
         with self._lock:
             index = self._indexes.get(key)
             if index is None or index.snap is not snap:
-                index = SortedIntIndex(snap, keys)
+                index = SortedIntIndex(snap, self.keys_as(snap, probe_type, on))
                 self._indexes = {key: index}  # only the current snapshot's stays
         return index
 
@@ -210,10 +210,19 @@ class SortedIntIndex:
         if isinstance(probe, pa.ChunkedArray):
             probe = probe.combine_chunks()
         x = probe.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-        if len(self.sorted) == 0:
-            return pa.nulls(len(x), pa.int64())
-        at = np.minimum(np.searchsorted(self.sorted, x), len(self.sorted) - 1)
-        hit = self.sorted[at] == x
-        if probe.null_count:
-            hit &= probe.is_valid().to_numpy(zero_copy_only=False)
-        return pa.array(np.where(hit, self.order[at], 0), type=pa.int64(), mask=~hit)
+        valid = probe.is_valid().to_numpy(zero_copy_only=False) if probe.null_count else None
+        pos = search_sorted_keys(np, self.sorted, self.order, x, valid)
+        return pa.array(pos, type=pa.int64(), mask=pos < 0)
+
+
+def search_sorted_keys(xp: Any, sorted_keys: Any, order: Any, x: Any, valid: Any) -> Any:
+    """Row of each key of ``x`` in the table (``order[i]`` is the row of ``sorted_keys[i]``),
+    -1 where it has none or ``valid`` (optional) is false. ``xp`` is NumPy or CuPy, so the
+    CPU and GPU engines find keys the same way."""
+    if len(sorted_keys) == 0:
+        return xp.full(len(x), -1, dtype=np.int64)
+    at = xp.minimum(xp.searchsorted(sorted_keys, x), len(sorted_keys) - 1)
+    hit = sorted_keys[at] == x
+    if valid is not None:
+        hit = hit & valid
+    return xp.where(hit, order[at], -1)

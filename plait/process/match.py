@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from plait.process.errors import ProcessError
+from plait.protocol.records import binary_parts
 
 
 @dataclass(frozen=True)
@@ -70,9 +71,12 @@ def build_result(
     return MatchResult(ids, pa.array(counts > 0))
 
 
-def string_buffers(values: pa.Array) -> tuple[np.ndarray, memoryview, np.ndarray]:
+def string_buffers(
+    values: pa.Array | pa.ChunkedArray, what: str = "match"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(int64 offsets of length n+1, data bytes, validity bool mask) of a string/binary
-    array, without copying the data (large types and slices handled)."""
+    array, without copying the data (large types and slices handled; offsets checked
+    against the data by :func:`plait.protocol.records.binary_parts`)."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     t = values.type
@@ -82,19 +86,8 @@ def string_buffers(values: pa.Array) -> tuple[np.ndarray, memoryview, np.ndarray
         or pa.types.is_large_string(t)
         or pa.types.is_large_binary(t)
     ):
-        raise ProcessError(f"match: expected a string or binary field, got {t}")
-    n = len(values)
-    bufs = values.buffers()
-    off_type = (
-        np.int64
-        if pa.types.is_large_string(t) or pa.types.is_large_binary(t)
-        else np.int32
-    )
-    if n == 0 or bufs[1] is None:
-        return np.zeros(n + 1, dtype=np.int64), memoryview(b""), np.zeros(n, dtype=bool)
-    offsets = np.frombuffer(bufs[1], dtype=off_type)[
-        values.offset : values.offset + n + 1
-    ].astype(np.int64)
-    data = memoryview(bufs[2]) if bufs[2] is not None else memoryview(b"")
-    valid = values.is_valid().to_numpy(zero_copy_only=False)
+        raise ProcessError(f"{what}: expected a string or binary field, got {t}")
+    data, offsets, valid = binary_parts(values, what)
+    if not len(valid):  # binary_parts leaves it empty when nothing is null
+        valid = np.ones(len(values), dtype=bool)
     return offsets, data, valid

@@ -452,7 +452,7 @@ class ColumnBatch:
         return int(self.offsets.shape[0])
 
 
-def _binary_parts(column: BinaryColumn, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def binary_parts(column: BinaryColumn, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return ``(data uint8, offsets int64 of n+1, validity bool or empty when no nulls)``."""
     if isinstance(column, tuple):
         data, offs = column
@@ -507,13 +507,13 @@ def _plan_columns(
     timestamps: np.ndarray | Sequence[int] | None,
     base_timestamp: int | None,
 ) -> _ColumnPlan:
-    val_data, val_offs, val_valid = _binary_parts(values, "values")
+    val_data, val_offs, val_valid = binary_parts(values, "values")
     n = val_offs.shape[0] - 1
     if n <= 0:
         raise ConfigError("a record batch needs at least one record, got none")
     key_data, key_offs, key_valid = _EMPTY_U8, _EMPTY_I64, _EMPTY_BOOL
     if keys is not None:
-        key_data, key_offs, key_valid = _binary_parts(keys, "keys")
+        key_data, key_offs, key_valid = binary_parts(keys, "keys")
         if key_offs.shape[0] != n + 1:
             raise ConfigError(f"keys has {key_offs.shape[0] - 1} entries, values has {n}")
     if base_timestamp is not None:

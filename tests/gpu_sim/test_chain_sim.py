@@ -12,7 +12,7 @@ import pytest
 
 from plait.pipeline import RawBatch, pipeline
 from plait.process import bench_data
-from plait.process.engine import EngineSelector
+from plait.process.engine import Crossover, EngineSelector
 from plait.process.enrich import ReferenceTable
 from plait.process.gpu.chain import Chain
 
@@ -74,6 +74,40 @@ def test_chain_equals_cpu_pipeline(steps: str, monkeypatch: pytest.MonkeyPatch) 
     assert want is not None and got is not None
     assert got.schema == want.schema
     assert got.to_pylist() == want.to_pylist()
+
+
+def test_auto_runs_the_chain_only_from_the_measured_crossover(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DESIGN: the runtime picks the engine by batch size and measured crossover; the
+    device chain follows the pick for decode, and both sides give the same rows."""
+    sizes: list[int] = []
+    real_run = Chain.run
+    monkeypatch.setattr(
+        Chain, "run", lambda self, raw, ctx: sizes.append(len(raw.values)) or real_run(self, raw, ctx)
+    )
+    crossover = Crossover(GPU.device_name, {"decode": 30, "filter": 30, "match": 30,
+                                            "decrypt": 30})
+    auto = EngineSelector("auto", gpu=GPU, crossover=crossover)
+    events = bench_data.make_events(50, seed=8)
+    for n in (20, 50):  # below, then at or past the crossover
+        got, dead = _run(auto, events[:n], "filter enrich match")
+        want, want_dead = _run("cpu", events[:n], "filter enrich match")
+        assert dead == want_dead
+        assert (got is None and want is None) or got.to_pylist() == want.to_pylist()
+    assert sizes == [50]
+
+
+def test_records_that_are_not_all_bytes_give_the_cpu_result() -> None:
+    """A batch holding other types (which Arrow cannot take as binary) is decided record
+    by record as on the CPU: the same rows and the same dead letters."""
+    values: list = list(bench_data.make_events(12, seed=4))
+    values[2], values[7] = 17, {"event_id": 1}
+    want, want_dead = _run("cpu", values, "filter enrich match")
+    got, got_dead = _run(EngineSelector("gpu", gpu=GPU), values, "filter enrich match")
+    assert [d[:2] for d in want_dead] == [("decode", 2), ("decode", 7)]
+    assert got_dead == want_dead
+    assert (got is None and want is None) or got.to_pylist() == want.to_pylist()
 
 
 def test_chain_covers_the_device_steps_and_stops_at_the_first_other() -> None:

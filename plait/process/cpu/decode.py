@@ -85,6 +85,9 @@ def _per_record(values: Sequence[bytes], schema: Schema, fmt: str) -> DecodeResu
             good.append(i)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             errors.append((i, f"record does not fit the schema: {exc}"))
+        except TypeError:  # msgspec takes bytes-likes (and text, for JSON) only
+            what = "bytes or text" if fmt == "json" else "bytes"
+            errors.append((i, f"record is not {what}: got {type(raw).__name__}"))
     arrow = schema.arrow()
     cols = list(zip(*rows)) if rows else [() for _ in schema.fields]
     arrays = [pa.array(list(c), type=f.type) for c, f in zip(cols, arrow)]

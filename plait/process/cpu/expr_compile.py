@@ -108,17 +108,7 @@ class _Compiler:
 
     def literal(self, n: Literal) -> tuple[str, Fn]:
         v = n.value
-        typ = (
-            "null"
-            if v is None
-            else "bool"
-            if isinstance(v, bool)
-            else "int"
-            if isinstance(v, int)
-            else "float"
-            if isinstance(v, float)
-            else "string"
-        )
+        typ = literal_type(v)
         if typ == "int" and not -(2**63) <= int(v) < 2**63:  # type: ignore[arg-type]
             raise self.err(f"integer literal {v} does not fit in int64", n.pos)
         scalar = pa.scalar(v, type=_ARROW_OF[typ])
@@ -259,6 +249,19 @@ class _Compiler:
         _, f = self.node(n.operand)
         kern = pc.is_valid if n.negated else pc.is_null
         return "bool", lambda b: kern(f(b))
+
+
+def literal_type(v: object) -> str:
+    """The expression-language type of a literal's value (bool before int: True is an int)."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
+    return "string"
 
 
 def _as(v: Value, t: pa.DataType) -> Value:

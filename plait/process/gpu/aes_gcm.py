@@ -45,7 +45,7 @@ from numba import cuda
 
 from plait.process.cpu.decrypt import DecryptResult
 from plait.process.decrypt import NONCE_LEN, TAG_LEN, KeyRing
-from plait.process.gpu.device import Backend, grid
+from plait.process.gpu.device import Backend, grid, host_strings
 
 MAX_ROUNDS = 14  # AES-256
 RK_WORDS = 4 * (MAX_ROUNDS + 1)  # 60 round-key words: every key row is padded to this
@@ -484,28 +484,6 @@ def _as_array(col: pa.Array | pa.ChunkedArray, n: int) -> pa.Array:
     return col.slice(0, n)
 
 
-def _bytes_of(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(data bytes, n + 1 int64 offsets rebased to 0) of a binary or string array, which
-    may be a slice of a larger one. Null slots keep whatever length Arrow gave them."""
-    arr = arr.cast(pa.large_binary())
-    n = len(arr)
-    if n == 0:
-        return np.zeros(0, dtype=np.uint8), np.zeros(1, dtype=np.int64)
-    _, obuf, dbuf = arr.buffers()
-    offs = np.frombuffer(obuf, dtype=np.int64)[arr.offset : arr.offset + n + 1]
-    first, last = int(offs[0]), int(offs[-1])
-    data = (
-        np.frombuffer(dbuf, dtype=np.uint8)[first:last]
-        if dbuf is not None
-        else np.zeros(0, dtype=np.uint8)
-    )
-    return data, offs - first
-
-
-def _nulls(arr: pa.Array) -> np.ndarray:
-    return np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-
-
 @dataclass
 class _KeyPlan:
     """Key ids resolved once per distinct id."""
@@ -637,10 +615,10 @@ def decrypt_device(
     n = min(len(values), len(key_ids), len(aad) if aad is not None else len(values))
     vals = _as_array(values, n)
     plan = _plan_keys(_as_array(key_ids, n), ring)
-    data, offsets = _bytes_of(vals)
+    data, offsets, valid = host_strings(vals.cast(pa.large_binary()), "decrypt")
     lens = np.diff(offsets)
 
-    present = ~_nulls(vals)
+    present = valid.astype(bool)
     row = np.where(plan.kid_of >= 0, plan.row_of_kid[np.maximum(plan.kid_of, 0)], -1)
     unknown = present & (row < 0)
     short = present & ~unknown & (lens < _MIN_LEN)
@@ -652,8 +630,8 @@ def decrypt_device(
     out = np.zeros(0, dtype=np.uint8)
     if run.any():
         if aad is not None:
-            aad_data, aad_offsets = _bytes_of(
-                _as_array(aad, n).cast(pa.large_binary()).fill_null(b"")
+            aad_data, aad_offsets, _ = host_strings(
+                _as_array(aad, n).cast(pa.large_binary()).fill_null(b""), "decrypt aad"
             )
         else:
             aad_data, aad_offsets = np.zeros(0, np.uint8), np.zeros(n + 1, np.int64)

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from plait.process.cpu.expr_compile import compile_expr, lang_type
+from plait.process.errors import ExpressionError
 from plait.process.gpu.columns import download_value
 from plait.process.gpu.device import DeviceStrings
 from plait.process.gpu.enrich_device import DeviceEnricher, positions_array
@@ -67,26 +68,28 @@ class Chain:
             return
         self.decode = decode
         self.arrow = decode.schema.arrow()
-        schema = self.arrow.append(pa.field(OFFSET, pa.int64()))
-        on_device = {f.name: lang_type(f.type) for f in schema}
+        # Only the decoded columns (and the offsets) live on the device: a filter on a
+        # column enrich or match adds ends the chain there.
+        self.schema = self.arrow.append(pa.field(OFFSET, pa.int64()))
+        on_device = {f.name: lang_type(f.type) for f in self.schema}
         for step in steps[1:]:
-            planned = self._plan(step, schema, on_device)
+            planned = self._plan(step, on_device)
             if planned is None:
                 break
             self.planned.append(planned)
-            schema = _schema_after(step, schema)
         self.length = 1 + len(self.planned)
 
-    def _plan(self, step: Step, schema: pa.Schema,
-              on_device: dict[str, str | None]) -> _Planned | None:
+    def _plan(self, step: Step, on_device: dict[str, str | None]) -> _Planned | None:
         from plait.pipeline.steps import Enrich, Filter, Match
 
         if isinstance(step, Filter):
-            compile_expr(step.text, schema, want="bool")  # the CPU's type errors, first
-            kinds = {k: v for k, v in on_device.items() if v is not None}
             try:
+                # type-checked as the CPU does; one it rejects (or that names a column not
+                # on the device) runs as a CPU step, which raises its own error there
+                compile_expr(step.text, self.schema, want="bool")
+                kinds = {k: v for k, v in on_device.items() if v is not None}
                 return _Planned(step, expr=DeviceExpr(step.text, kinds, self.engine.backend))
-            except (DeviceUnsupported, KeyError):
+            except (ExpressionError, DeviceUnsupported):
                 return None
         if isinstance(step, Enrich):
             if on_device.get(step.on) != "int":
@@ -106,8 +109,13 @@ class Chain:
         xp = backend.xp
         # From a list of bytes, ~40 ms per 1M 200-byte records on one core here (an in-place
         # gather with numba threads measured no faster); an Arrow array is used as it is.
-        values = (raw.values if isinstance(raw.values, pa.Array)
-                  else pa.array(raw.values, type=pa.binary()))
+        try:
+            values = (raw.values if isinstance(raw.values, pa.Array)
+                      else pa.array(raw.values, type=pa.binary()))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            # records that are not all bytes: the CPU reference decides each one (a dead
+            # letter with its reason), exactly as the step-by-step run would
+            return self._flagged(raw, np.ones(len(raw.values), dtype=bool), ctx)
         n = len(values)
         offsets = np.asarray(raw.offsets, dtype=np.int64)
         cells = upload_and_scan(backend, values, self.decode.schema)
@@ -122,7 +130,7 @@ class Chain:
                 live = results[-1].live
         rows = xp.nonzero(live)[0].astype(np.int64)
         fast = self._assemble(cols, rows, results)
-        slow = self._flagged(raw, values, flags, ctx)
+        slow = self._flagged(raw, flags, ctx)
         return _merge(fast, slow)
 
     def _columns(self, cells: Any, live: Any) -> dict[str, DVal]:
@@ -158,8 +166,7 @@ class Chain:
             assert p.enricher is not None
             step.table.maybe_reload()
             snap = step.table.snapshot()
-            index = p.enricher.index(snap, pa.int64(), step.on)
-            return _Enriched(snap, index.positions(cols[step.on]))
+            return _Enriched(snap, p.enricher.positions(snap, cols[step.on], step.on))
         assert isinstance(step, Match)
         s = cols[step.field].data
         hits = match_device(self.engine.backend, s.data, s.offsets, live & s.valid,
@@ -188,8 +195,7 @@ class Chain:
                 batch = p.step.attach(batch, build_result(m, rec, pid, n_pats))  # type: ignore[attr-defined]
         return batch
 
-    def _flagged(self, raw: RawBatch, values: pa.Array, flags: np.ndarray,
-                 ctx: Context) -> pa.RecordBatch | None:
+    def _flagged(self, raw: RawBatch, flags: np.ndarray, ctx: Context) -> pa.RecordBatch | None:
         """The flagged records through the reference decode and the same steps, on the CPU
         (their dead letters reported with their positions in ``raw``)."""
         from plait.pipeline.steps import RawBatch as Raw
@@ -226,23 +232,6 @@ class _Enriched:
 @dataclass
 class _Matched:
     hits: Any
-
-
-def _schema_after(step: Step, schema: pa.Schema) -> pa.Schema:
-    """The schema a step's output has (enrich and match add columns)."""
-    from plait.pipeline.steps import Enrich, Match
-
-    if isinstance(step, Enrich):
-        table = step.table.table
-        for name in table.column_names:
-            if name != step.table.key:
-                schema = schema.append(table.schema.field(name))
-    elif isinstance(step, Match):
-        schema = schema.append(pa.field(f"{step.output}_ids", pa.list_(pa.int32())))
-        schema = schema.append(pa.field(f"{step.output}_any", pa.bool_()))
-        if step.names:
-            schema = schema.append(pa.field(f"{step.output}_names", pa.list_(pa.string())))
-    return schema
 
 
 def _merge(fast: pa.RecordBatch, slow: pa.RecordBatch | None) -> pa.RecordBatch | None:

@@ -185,8 +185,10 @@ class CudaBackend:
 
 
 class DeviceStrings:
-    """A string/binary column on the device: ``data`` (uint8), ``offsets`` (int64, n + 1,
-    rebased to 0) and ``valid`` (uint8, 0 for nulls)."""
+    """A string/binary column on the device: row i is ``data[offsets[i]:offsets[i + 1]]``
+    (int64 offsets, n + 1 of them; they start at 0 after an upload or a take, but a
+    decoded column points into the buffer all string columns share) and ``valid`` (uint8
+    or bool, 0 for nulls)."""
 
     def __init__(self, data: Any, offsets: Any, valid: Any) -> None:
         self.data = data
@@ -197,13 +199,13 @@ class DeviceStrings:
         return int(self.offsets.shape[0]) - 1
 
 
-def host_strings(values: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def host_strings(values: Any, what: str = "match") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(data, offsets rebased to it, valid uint8) of a pa string/binary array (any offset
     width, sliced or chunked): only the bytes its rows use, at least one byte (an empty
     device buffer may have no address to pass to a kernel)."""
     from plait.process.match import string_buffers  # engine-neutral helper
 
-    offsets, data, valid = string_buffers(values)
+    offsets, data, valid = string_buffers(values, what)
     base = int(offsets[0]) if len(offsets) else 0
     end = int(offsets[-1]) if len(offsets) else 0
     host = np.frombuffer(data, dtype=np.uint8)[base:end] if end > base else np.zeros(1, np.uint8)

@@ -41,17 +41,13 @@ class GpuEngine:
         self.backend = backend
         self.device_name = device_name
         self._exprs: dict[tuple[str, tuple[tuple[str, str], ...]], DeviceExpr | None] = {}
-        self._chains: dict[int, tuple[Sequence[Step], Chain]] = {}
 
     def chain_for(self, steps: Sequence[Step]) -> Chain:
-        """The device chain of a pipeline's steps (planned once per step list)."""
+        """The device chain of a pipeline's steps (the pipeline keeps it while its steps
+        stay the same)."""
         from plait.process.gpu.chain import Chain
 
-        hit = self._chains.get(id(steps))
-        if hit is None or hit[0] is not steps:
-            hit = (steps, Chain(self, list(steps)))
-            self._chains[id(steps)] = hit
-        return hit[1]
+        return Chain(self, list(steps))
 
     # -- decode ---------------------------------------------------------------------
 

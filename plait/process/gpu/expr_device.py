@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from plait.process.cpu.expr_compile import literal_type
 from plait.process.errors import EvaluationError
 from plait.process.expr.ast import Binary, Column, InList, IsNull, Literal, Node, Unary
 from plait.process.expr.parser import parse
@@ -53,18 +54,6 @@ class DScalar:
 
 Value = DVal | DScalar
 Fn = Callable[[Mapping[str, DVal]], Value]
-
-
-def lit_kind(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int):
-        return "int"
-    if isinstance(v, float):
-        return "float"
-    return "string"
 
 
 class DeviceExpr:
@@ -151,7 +140,7 @@ class DeviceExpr:
 
     def _node(self, n: Node) -> tuple[str, Fn]:
         if isinstance(n, Literal):
-            s = DScalar(lit_kind(n.value), n.value)
+            s = DScalar(literal_type(n.value), n.value)
             return s.kind, lambda c: s
         if isinstance(n, Column):
             kind = self.kinds[n.name]
@@ -367,7 +356,7 @@ class DeviceExpr:
     def _in_list(self, n: InList) -> tuple[str, Fn]:
         kind, f = self._node(n.operand)
         items = [i.value for i in n.items]
-        kinds = {lit_kind(v) for v in items}
+        kinds = {literal_type(v) for v in items}
         negated = n.negated
         as_float = kind == "float" or "float" in kinds
         xp = self.xp

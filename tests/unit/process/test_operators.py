@@ -53,6 +53,23 @@ def test_decode_reports_each_misfit_with_position_and_reason() -> None:
     assert "$.id" in reasons[3]
 
 
+def test_decode_turns_records_of_other_types_into_dead_letters() -> None:
+    """A record that is not bytes (an int, a dict) is a dead letter with its reason, not
+    a crash; text is JSON too, but not msgpack."""
+    values = [b'{"id": 1}', 5, '{"id": 2}', None, {"id": 3}, bytearray(b'{"id": 4}')]
+    res = decode_records(values, S)  # type: ignore[arg-type]
+    assert res.good.tolist() == [0, 2, 5]
+    assert [r["id"] for r in res.batch.to_pylist()] == [1, 2, 4]
+    assert res.errors == [
+        (1, "record is not bytes or text: got int"),
+        (3, "record has no value (null)"),
+        (4, "record is not bytes or text: got dict"),
+    ]
+    res = decode_records([msgpack.packb({"id": 1}), "x", 7], S, "msgpack")  # type: ignore[list-item]
+    assert res.good.tolist() == [0]
+    assert res.errors == [(1, "record is not bytes: got str"), (2, "record is not bytes: got int")]
+
+
 def test_decode_msgpack() -> None:
     values = [
         msgpack.packb({"id": 5, "name": "x", "ok": False}),
