@@ -28,6 +28,9 @@ class _Snapshot:
     table: pa.Table
     keys: pa.Array
     mtime_ns: int | None
+    # the non-key columns as single arrays, ready to ``take`` from (a chunked column's
+    # take plus combine costs twice as much on a small batch)
+    values: tuple[tuple[str, pa.Array], ...] = ()
 
 
 class ReferenceTable:
@@ -97,7 +100,12 @@ class ReferenceTable:
             raise EnrichError(
                 f"reference table {where}: expected unique non-null keys in {self.key!r}"
             )
-        return _Snapshot(table, keys, mtime)
+        values = tuple(
+            (name, table.column(name).combine_chunks())
+            for name in table.column_names
+            if name != self.key
+        )
+        return _Snapshot(table, keys, mtime, values)
 
     def maybe_reload(self) -> bool:
         """Reload if the file changed since the last load; True when a new table is in place."""
@@ -172,14 +180,12 @@ class ReferenceTable:
         Both engines end here, so their enriched batches are identical by construction."""
         arrays = list(batch.columns)
         names = list(batch.schema.names)
-        for name in snap.table.column_names:
-            if name == self.key:
-                continue
+        for name, column in snap.values:
             if name in names:
                 raise SchemaError(
                     f"enrich: reference column {name!r} already exists in the batch"
                 )
-            arrays.append(snap.table.column(name).take(pos).combine_chunks())
+            arrays.append(column.take(pos))
             names.append(name)
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
@@ -209,8 +215,11 @@ class SortedIntIndex:
         ``pc.index_in`` gives, as int64)."""
         if isinstance(probe, pa.ChunkedArray):
             probe = probe.combine_chunks()
-        x = probe.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-        valid = probe.is_valid().to_numpy(zero_copy_only=False) if probe.null_count else None
+        valid = None
+        if probe.null_count:
+            valid = probe.is_valid().to_numpy(zero_copy_only=False)
+            probe = probe.fill_null(0)
+        x = probe.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
         pos = search_sorted_keys(np, self.sorted, self.order, x, valid)
         return pa.array(pos, type=pa.int64(), mask=pos < 0)
 

@@ -57,18 +57,18 @@ def build_result(
 ) -> MatchResult:
     """Turn (record index, pattern id) hit pairs, any order and with repeats, into the
     result layout. Both engines end here, so their outputs are identical by construction."""
+    offsets = np.zeros(n + 1, dtype=np.int32)
     if len(rec):
         key = np.unique(rec.astype(np.int64) * n_patterns + pid.astype(np.int64))
-        rec_u = key // n_patterns
         pid_u = (key % n_patterns).astype(np.int32)
-    else:
-        rec_u = np.zeros(0, dtype=np.int64)
+        counts = np.bincount(key // n_patterns, minlength=n)
+        np.cumsum(counts, out=offsets[1:])
+        hit = counts > 0
+    else:  # the common case on a stream: no hit in the batch
         pid_u = np.zeros(0, dtype=np.int32)
-    counts = np.bincount(rec_u, minlength=n)
-    offsets = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(counts, out=offsets[1:])
-    ids = pa.ListArray.from_arrays(pa.array(offsets), pa.array(pid_u, type=pa.int32()))
-    return MatchResult(ids, pa.array(counts > 0))
+        hit = np.zeros(n, dtype=bool)
+    ids = pa.ListArray.from_arrays(pa.array(offsets), pa.array(pid_u))
+    return MatchResult(ids, pa.array(hit))
 
 
 def string_buffers(

@@ -185,6 +185,7 @@ class _Compiler:
             }[op]
             if "null" in (lt, rt):
                 return "bool", lambda b: pa.scalar(None, pa.bool_())
+            lf, rf = _float_literal(lt, rt, n.left, lf), _float_literal(rt, lt, n.right, rf)
             return "bool", lambda b: kern(lf(b), rf(b))
         # arithmetic
         for t, side in ((lt, n.left), (rt, n.right)):
@@ -241,6 +242,8 @@ class _Compiler:
             hit = pc.is_in(x, value_set=values)
             if negated:
                 hit = pc.invert(hit)
+            if not isinstance(x, pa.Scalar) and x.null_count == 0:
+                return hit  # nothing to turn null (saves two kernel calls per batch)
             return pc.if_else(pc.is_null(x), pa.scalar(None, pa.bool_()), hit)
 
         return "bool", run
@@ -262,6 +265,17 @@ def literal_type(v: object) -> str:
     if isinstance(v, float):
         return "float"
     return "string"
+
+
+def _float_literal(typ: str, other: str, node: Node, fn: Fn) -> Fn:
+    """An int literal compared with a float operand, cast to float64 once at compile time.
+
+    Arrow casts it the same way (int64 -> float64, round to nearest) on every call, which
+    costs as much as the comparison itself on a small batch."""
+    if typ == "int" and other == "float" and isinstance(node, Literal):
+        scalar = pa.scalar(float(node.value), type=pa.float64())  # type: ignore[arg-type]
+        return lambda b: scalar
+    return fn
 
 
 def _as(v: Value, t: pa.DataType) -> Value:

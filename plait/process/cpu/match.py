@@ -20,6 +20,14 @@ from plait.process.match import MatchResult, PatternSet, build_result, string_bu
 
 _lock = threading.Lock()
 _db_cache: dict[PatternSet, Any] = {}
+_lengths: dict[PatternSet, np.ndarray] = {}
+
+
+def _pattern_lengths(ps: PatternSet) -> np.ndarray:
+    lengths = _lengths.get(ps)
+    if lengths is None:
+        lengths = _lengths[ps] = np.array([len(p) for p in ps.patterns], dtype=np.int64)
+    return lengths
 
 
 def _database(ps: PatternSet) -> Any:
@@ -56,15 +64,12 @@ def match_cpu(values: pa.Array, ps: PatternSet) -> MatchResult:
         hits_to.append(to)
 
     _database(ps).scan(data[base : int(offsets[-1])], match_event_handler=on_match)
+    if not hits_id:
+        return build_result(n, np.zeros(0, np.int64), np.zeros(0, np.int32), len(ps.patterns))
     pid = np.asarray(hits_id, dtype=np.int32)
     end = np.asarray(hits_to, dtype=np.int64) + base
     rec = np.searchsorted(offsets, end, side="left") - 1
-    lengths = np.asarray([len(p) for p in ps.patterns], dtype=np.int64)
-    start_ok = (
-        (end - lengths[pid]) >= offsets[np.clip(rec, 0, n)]
-        if len(pid)
-        else np.zeros(0, bool)
-    )
+    start_ok = (end - _pattern_lengths(ps)[pid]) >= offsets[np.clip(rec, 0, n)]
     keep = start_ok & (rec >= 0) & (rec < n)
     rec, pid = rec[keep], pid[keep]
     keep = valid[rec]
