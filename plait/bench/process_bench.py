@@ -4,8 +4,9 @@ stream frameworks process), (b) the CPU engine, (c) the GPU engine when present.
 
 Per-operator rates are rows that operator received per second (filter passes ~20% of rows
 on to enrich and match); end to end is input events per second, decode included. Each
-figure is the median of three timed runs after one untimed warm-up run (which loads
-compiled kernels and touches memory); the loop and the engines are measured alike.
+figure is the median of timed runs after one untimed warm-up run (which loads compiled
+kernels and touches memory): three runs, or as many as fit in ~0.3 s for small batches;
+the loop and the engines are measured alike.
 """
 
 from __future__ import annotations
@@ -39,9 +40,17 @@ from plait.process.match import PatternSet
 DEFAULT_BATCHES = (1_000, 65_536, 1_000_000)
 
 
-def _best(fn: Callable[[], Any], n_rows: int, runs: int = 3) -> tuple[float, Any]:
-    """Median rows/s of ``runs`` timed calls after one warm-up call."""
+MIN_RUNS, MAX_RUNS = 3, 301
+TIMED_SECONDS = 0.3  # per figure: a 1k-event batch takes ~1 ms, so three runs were noise
+
+
+def _best(fn: Callable[[], Any], n_rows: int) -> tuple[float, Any]:
+    """Median rows/s of timed calls after one warm-up call: three, or as many (up to 301)
+    as fit in ~0.3 s, so that small batches are timed often enough for a stable median."""
+    t = time.perf_counter()
     out = fn()
+    warm = time.perf_counter() - t
+    runs = int(min(MAX_RUNS, max(MIN_RUNS, TIMED_SECONDS / max(warm, 1e-9))))
     times = []
     for _ in range(runs):
         t = time.perf_counter()
