@@ -17,6 +17,15 @@ Contract, per assigned partition:
 
 Positions are not committed here; a group-aware wrapper commits ``positions()``.
 Callbacks from the lane only enqueue, so they never hold up the lane's thread.
+
+The log side is a :class:`plait.fastlane.logsource.LogSource`: the embedded segment
+log (reads are local, the log end is known for free) or a Kafka-protocol broker
+through confluent-kafka (:mod:`plait.fastlane.kafka_log`: reads are fetches, paused
+while the lane serves). This module is the one reconciler for both. Where a source
+cannot see the log end for free (``known_end()`` is None), "silent while the log
+moves" becomes "silent for ``fallback_after`` seconds": the source then fetches from
+the expected offset until the lane speaks again, which costs an idle fetch, never a
+duplicate event.
 """
 
 from __future__ import annotations
@@ -35,14 +44,12 @@ from plait.client.messages import ColumnBatch, Message
 from plait.errors import CorruptDataError
 from plait.fastlane.errors import FastLaneClosedError, InvalidSubjectError
 from plait.fastlane.interface import BatchCallback, FastLane, Subscription
-from plait.log.errors import OffsetOutOfRangeError
-from plait.protocol.batch_header import iter_batches
+from plait.fastlane.logsource import Columns, EmbeddedLogSource, LogSource, PartitionLog
 from plait.protocol.records import ColumnBatch as DecodedColumns
 from plait.protocol.records import decode_columns
 
 if TYPE_CHECKING:
     from plait.client.connect import EmbeddedClient
-    from plait.log import Partition
 
 TopicPartition = tuple[str, int]
 Start = Literal["earliest", "latest"] | Mapping[TopicPartition, int]
@@ -50,7 +57,9 @@ Start = Literal["earliest", "latest"] | Mapping[TopicPartition, int]
 
 @dataclass
 class LowLatencyStats:
-    """What each path contributed; counts of events unless named ``*_messages``."""
+    """What each path contributed; counts of events unless named ``*_messages``.
+    ``gap_fills`` and ``fallback_reads`` count log reads that returned or skipped
+    something, by why the log was read."""
 
     lane_events: int = 0
     log_events: int = 0
@@ -74,18 +83,20 @@ class _LaneMsg:
 @dataclass(eq=False)
 class _PartState:
     tp: TopicPartition
-    part: Partition
+    log: PartitionLog
     next: int
     pending: list[_LaneMsg] = field(default_factory=list)  # sorted by base
     behind_since: float | None = None
     silent: bool = False  # lane judged silent: read the log until it speaks again
-    lane_lost: bool = False  # the lane dropped data (overflow, corrupt): read the log now
+    lane_lost: bool = False  # the lane dropped data (overflow, corrupt): read the log until it fills
     sub: Subscription | None = None
 
 
 class LowLatencyConsumer:
-    """Read ``partitions`` of ``client``'s log through ``fastlane`` (see module docs).
+    """Read ``partitions`` of a log through ``fastlane`` (see module docs).
 
+    ``log``: a :class:`LogSource`, or an EmbeddedClient (its segment log). The source
+    belongs to the consumer from now on: ``close()`` closes it.
     ``start``: "earliest", "latest", or a mapping of partition to offset (partitions
     missing from it start at the latest offset). An offset outside the stored range is
     clamped into it.
@@ -93,7 +104,7 @@ class LowLatencyConsumer:
 
     def __init__(
         self,
-        client: EmbeddedClient,
+        log: LogSource | EmbeddedClient,
         partitions: Iterable[TopicPartition],
         fastlane: FastLane,
         *,
@@ -105,12 +116,14 @@ class LowLatencyConsumer:
     ) -> None:
         if isinstance(start, str) and start not in ("earliest", "latest"):
             raise ValueError(f"start must be 'earliest', 'latest' or a mapping, not {start!r}")
-        self._log = client.log
+        self._source: LogSource = (
+            log if isinstance(log, LogSource)
+            else EmbeddedLogSource(log.log, fetch_max_bytes=fetch_max_bytes)
+        )
         self._lane = fastlane
         self._fallback_after = fallback_after
         self._max_buffer = max_buffer_bytes
         self._max_records = max_poll_records
-        self._fetch_max_bytes = fetch_max_bytes
         self.stats = LowLatencyStats()
         self._wake = threading.Event()
         self._inbox: deque[tuple[_PartState, _LaneMsg]] = deque()
@@ -119,22 +132,32 @@ class LowLatencyConsumer:
         self._rr = 0
         self._closed = False
         self._states: dict[TopicPartition, _PartState] = {}
-        for tp in dict.fromkeys(partitions):
-            part = self._log.partition(*tp)
-            st = _PartState(tp, part, 0)
-            self._states[tp] = st
-            # Subscribe before reading the start offset: anything appended in between
-            # then arrives on the lane or is read from the log, never missed.
-            part.add_listener(self._on_log_append)
-            try:
-                st.sub = fastlane.subscribe(tp[0], tp[1], self._lane_callback(st))
-            except InvalidSubjectError:
-                st.sub = None  # no subject for this name: log only
-            lo, hi = part.log_start_offset, part.log_end_offset
-            if isinstance(start, str):
-                st.next = lo if start == "earliest" else hi
-            else:
-                st.next = min(max(start.get(tp, hi), lo), hi)
+        try:
+            for tp in dict.fromkeys(partitions):
+                self._open(tp, start)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, tp: TopicPartition, start: Start) -> None:
+        # Listen to the log and subscribe before reading the start offset: anything
+        # appended in between then arrives on the lane or is read from the log.
+        st = _PartState(tp, self._source.open(tp[0], tp[1], self._wake.set), 0)
+        self._states[tp] = st
+        try:
+            st.sub = self._lane.subscribe(tp[0], tp[1], self._lane_callback(st))
+        except InvalidSubjectError:
+            st.sub = None  # no subject for this name: log only
+        lo, hi = st.log.bounds()
+        if isinstance(start, str):
+            st.next = lo if start == "earliest" else hi
+        else:
+            st.next = min(max(start.get(tp, hi), lo), hi)
+
+    @property
+    def log_source(self) -> LogSource:
+        """Where this consumer reads the log (its stats, for a remote source)."""
+        return self._source
 
     # -- the lane's thread ---------------------------------------------------------
 
@@ -150,9 +173,6 @@ class LowLatencyConsumer:
             self._wake.set()
 
         return on_batch
-
-    def _on_log_append(self, *_: object) -> None:
-        self._wake.set()
 
     # -- polling -------------------------------------------------------------------
 
@@ -232,37 +252,39 @@ class LowLatencyConsumer:
             if st.pending and st.pending[0].base <= st.next:
                 batch = self._from_lane(st, budget)
             else:
-                if not self._should_read_log(st):
+                reason = self._log_wanted(st)
+                if reason is None:
+                    st.log.rest()  # the lane serves: a remote source stops fetching
                     return None
+                st.behind_since = None
                 before = st.next
-                batch = self._from_log(st, budget)
+                batch = self._from_log(st, budget, reason)
                 if batch is None and st.next == before:
                     return None
             if batch is not None:
                 return batch
 
-    def _should_read_log(self, st: _PartState) -> bool:
-        """True to read the log now (a gap, the lane down or silent); False to wait."""
-        if st.part.log_end_offset <= st.next:
+    def _log_wanted(self, st: _PartState) -> Literal["gap", "fallback"] | None:
+        """Why the log must be read now (a gap; the lane down, lossy or silent), or
+        None to wait for the lane."""
+        end = st.log.known_end()
+        if end is not None and end <= st.next:
             st.behind_since = None
-            return False
-        lane_up = st.sub is not None and self._lane.connected
+            return None
         if st.pending:
-            self.stats.gap_fills += 1
-        elif st.lane_lost or st.silent or not lane_up:
-            self.stats.fallback_reads += 1
-            st.lane_lost = False
-        else:
-            # Behind the log with nothing from the lane yet: it is probably in flight.
-            now = time.monotonic()
-            if st.behind_since is None:
-                st.behind_since = now
-            if now - st.behind_since < self._fallback_after:
-                return False
-            st.silent = True  # until the lane delivers for this partition again
-            self.stats.fallback_reads += 1
-        st.behind_since = None
-        return True
+            return "gap"  # lane data waits above the expected offset
+        lane_up = st.sub is not None and self._lane.connected
+        if st.lane_lost or st.silent or not lane_up:
+            return "fallback"
+        # Behind the log (or, where the log end is unknown, just waiting): the lane's
+        # message is probably in flight. Past fallback_after the lane counts as silent.
+        now = time.monotonic()
+        if st.behind_since is None:
+            st.behind_since = now
+        if now - st.behind_since < self._fallback_after:
+            return None
+        st.silent = True  # until the lane delivers for this partition again
+        return "fallback"
 
     def _from_lane(self, st: _PartState, budget: int) -> ColumnBatch | None:
         """Events from the first pending lane message (which starts at or before the
@@ -290,43 +312,46 @@ class LowLatencyConsumer:
         self.stats.lane_events += len(batch)
         return batch
 
-    def _from_log(self, st: _PartState, budget: int) -> ColumnBatch | None:
-        try:
-            data = st.part.read(st.next, self._fetch_max_bytes)
-        except OffsetOutOfRangeError:
-            # Retention removed what we were about to read: resume at the log start,
-            # as auto.offset.reset=earliest does; nothing still stored is skipped.
-            st.next = st.part.log_start_offset
-            return None
-        if not data:
-            return None
-        cols = decode_columns(data)
-        batch = _slice(st.tp, cols, st.next, budget)
+    def _from_log(self, st: _PartState, budget: int,
+                  reason: Literal["gap", "fallback"]) -> ColumnBatch | None:
+        got = st.log.read(st.next)
+        if got is None:
+            return None  # a remote source is fetching; it wakes us when data is here
+        batch = _slice(st.tp, got.columns, st.next, budget) if got.columns is not None else None
         if batch is None:
-            # Only control records or a compaction gap: step past the batches read
-            # (by their headers, since control records are not decoded).
-            end = max((h.next_offset for _, h in iter_batches(data)), default=st.next)
-            st.next = max(st.next, end)
-            return None
-        st.next = batch.next_offset
-        self.stats.log_events += len(batch)
+            # No event in [next, end): control records, a compaction gap, retention.
+            if got.end <= st.next:
+                return None
+            st.next = got.end
+        else:
+            st.next = batch.next_offset
+            self.stats.log_events += len(batch)
+        if reason == "gap":
+            self.stats.gap_fills += 1
+        else:
+            self.stats.fallback_reads += 1
+        st.lane_lost = False  # the log has filled in for what the lane dropped
         return batch
 
     # -- lifetime ------------------------------------------------------------------
 
     def close(self) -> None:
-        """Unsubscribe from the lane (which stays open: it is not ours) and the log."""
+        """Unsubscribe from the lane (which stays open: it is not ours); close the log
+        source (an embedded one leaves the log itself open)."""
         if self._closed:
             return
         self._closed = True
-        for st in self._states.values():
-            st.part.remove_listener(self._on_log_append)
-            if st.sub is not None:
-                st.sub.unsubscribe()
-            st.pending.clear()
-        with self._inbox_lock:
-            self._inbox.clear()
-            self._buffered = 0
+        try:
+            for st in self._states.values():
+                if st.sub is not None:
+                    st.sub.unsubscribe()
+                st.log.close()
+                st.pending.clear()
+        finally:
+            self._source.close()
+            with self._inbox_lock:
+                self._inbox.clear()
+                self._buffered = 0
 
     def __enter__(self) -> Self:
         return self
@@ -347,7 +372,7 @@ def _decode_checked(msg: _LaneMsg) -> DecodedColumns | None:
     return cols
 
 
-def _slice(tp: TopicPartition, cols: DecodedColumns, start: int, limit: int) -> ColumnBatch | None:
+def _slice(tp: TopicPartition, cols: Columns, start: int, limit: int) -> ColumnBatch | None:
     """The events of ``cols`` at offsets >= ``start``, at most ``limit``; None if none."""
     offsets = np.asarray(cols.offsets)
     lo = int(np.searchsorted(offsets, start, side="left"))
