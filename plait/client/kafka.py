@@ -60,6 +60,42 @@ class KafkaBackendError(ClientError):
         super().__init__(f"{what}: {error.str() if hasattr(error, 'str') else error}")
 
 
+def data_messages(raw: Iterable[Any], ck: Any) -> list[Any]:
+    """The events among librdkafka's messages: end-of-partition notices are skipped,
+    any other error event raises KafkaBackendError."""
+    out = []
+    for msg in raw:
+        err = msg.error()
+        if err is None:
+            out.append(msg)
+        elif err.code() != ck.KafkaError._PARTITION_EOF:
+            raise KafkaBackendError("consume", err)
+    return out
+
+
+def column_batches(messages: Iterable[Any]) -> list[ColumnBatch]:
+    """librdkafka's messages (events only) as one ColumnBatch per partition.
+
+    Each batch keeps its partition's events in the order they were consumed (offset
+    order); partitions come in the order of their first event. Headers are not carried,
+    as with the embedded log's columnar reads.
+    """
+    by_partition: dict[TopicPartition, list[Any]] = {}
+    for m in messages:
+        by_partition.setdefault((m.topic(), m.partition()), []).append(m)
+    return [
+        ColumnBatch(
+            t,
+            p,
+            np.array([m.offset() for m in ms], dtype=np.int64),
+            np.array([m.timestamp()[1] for m in ms], dtype=np.int64),
+            pa.array([m.key() for m in ms], type=pa.binary()),
+            pa.array([m.value() for m in ms], type=pa.binary()),
+        )
+        for (t, p), ms in by_partition.items()
+    ]
+
+
 class KafkaClient:
     """Topics, producers and consumers on a Kafka-protocol cluster at ``bootstrap``."""
 
@@ -331,46 +367,33 @@ class KafkaConsumer:
     def assignment(self) -> list[TopicPartition]:
         return sorted((tp.topic, tp.partition) for tp in self._consumer.assignment())
 
-    def poll(self, timeout: float = 1.0, max_records: int | None = None) -> list[Message]:
+    def _consume(self, timeout: float, max_records: int | None) -> list[Any]:
+        """librdkafka's messages, error events removed (EOF skipped, others raised);
+        positions move past what is returned."""
         if self._closed:
             raise ClientClosedError("consumer is closed")
         raw = self._consumer.consume(num_messages=max_records or self._max_records, timeout=timeout)
-        out: list[Message] = []
-        for msg in raw:
-            err = msg.error()
-            if err is not None:
-                if err.code() == self._ck.KafkaError._PARTITION_EOF:
-                    continue
-                raise KafkaBackendError("consume", err)
-            out.append(
-                Message(
-                    msg.topic(),
-                    msg.partition(),
-                    msg.offset(),
-                    msg.timestamp()[1],
-                    msg.key(),
-                    msg.value(),
-                    tuple(msg.headers() or ()),
-                )
-            )
+        out = data_messages(raw, self._ck)
+        for msg in out:
             self._positions[(msg.topic(), msg.partition())] = msg.offset() + 1
         return out
 
-    def poll_batch(self, timeout: float = 1.0, max_records: int | None = None) -> list[ColumnBatch]:
-        by_partition: dict[TopicPartition, list[Message]] = {}
-        for m in self.poll(timeout, max_records):
-            by_partition.setdefault((m.topic, m.partition), []).append(m)
+    def poll(self, timeout: float = 1.0, max_records: int | None = None) -> list[Message]:
         return [
-            ColumnBatch(
-                t,
-                p,
-                np.array([m.offset for m in ms], dtype=np.int64),
-                np.array([m.timestamp for m in ms], dtype=np.int64),
-                pa.array([m.key for m in ms], type=pa.binary()),
-                pa.array([m.value for m in ms], type=pa.binary()),
+            Message(
+                msg.topic(),
+                msg.partition(),
+                msg.offset(),
+                msg.timestamp()[1],
+                msg.key(),
+                msg.value(),
+                tuple(msg.headers() or ()),
             )
-            for (t, p), ms in by_partition.items()
+            for msg in self._consume(timeout, max_records)
         ]
+
+    def poll_batch(self, timeout: float = 1.0, max_records: int | None = None) -> list[ColumnBatch]:
+        return column_batches(self._consume(timeout, max_records))
 
     def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
         """Commit positions (default: next offset after what poll returned) synchronously."""
@@ -476,15 +499,15 @@ class CoordinatedKafkaConsumer(KafkaConsumer):
         if self._member_id is not None and self._coordinator.generation != self._generation:
             self._adopt()
 
-    def poll(self, timeout: float = 1.0, max_records: int | None = None) -> list[Message]:
+    def _consume(self, timeout: float, max_records: int | None) -> list[Any]:
         self._maybe_rebalance()
         owned = set(self._owned)
-        got = super().poll(timeout, max_records)
+        got = super()._consume(timeout, max_records)
         # librdkafka may still hold a fetched message of a partition revoked this instant:
         # drop it, and its position, so a later commit cannot touch the new owner's offset
         for tp in [tp for tp in self._positions if tp not in owned]:
             del self._positions[tp]
-        return [m for m in got if (m.topic, m.partition) in owned]
+        return [m for m in got if (m.topic(), m.partition()) in owned]
 
     def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
         """Commit positions to the metadata store in one transaction, fenced by generation."""
