@@ -285,6 +285,12 @@ class KafkaProducer:
         if partition is not None:
             kwargs["partition"] = partition
         start = 0
+        if timestamp_ms is not None:
+            # confluent-kafka's produce_batch cannot carry timestamps (it raises
+            # NotImplementedError): these go one by one, still acked all together below.
+            for m in messages:
+                self._produce(topic, {**m, **kwargs})
+            start = len(messages)
         while start < len(messages):
             chunk = messages[start : start + 50_000]
             try:
