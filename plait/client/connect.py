@@ -183,7 +183,9 @@ def connect(url: str = f"embedded:{DEFAULT_DATA_DIR}", **options: object) -> Emb
     ``embedded:DIR`` (or ``embedded://DIR``) runs everything in this process on the
     data dir DIR; keyword options go to the client (``meta=``, ``fsync=``).
     ``kafka://HOST:PORT[,HOST:PORT]`` uses a Kafka-protocol cluster (``plait serve``,
-    Kafka, Redpanda) through confluent-kafka; keyword options are librdkafka settings.
+    Kafka, Redpanda) through confluent-kafka; keyword options are librdkafka settings,
+    besides ``meta=`` and ``fastlane=`` (the lane ``plait serve --fastlane`` publishes
+    on, for ``low_latency_consumer``).
     """
     scheme, sep, rest = url.partition(":")
     if not sep:

@@ -16,6 +16,10 @@ Contract differences from the embedded client, all inherited from Kafka:
   consumer ``assign()``s the partitions plait's coordinator gives it and commits
   offsets to the metadata store, fenced by plait's generation. The metadata store is
   then the single source of truth for offsets; Kafka's group offsets are not used.
+- With ``fastlane=URL`` (``plait.connect("kafka://h:p", fastlane="nats://...")``, the
+  lane that ``plait serve --fastlane`` publishes on), ``low_latency_consumer`` takes
+  the lane and fills every gap from the broker, with the embedded two-path
+  consumer's contract (plait.fastlane.consumer, plait.fastlane.kafka_log).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import numpy as np
 import pyarrow as pa
@@ -39,6 +43,10 @@ from plait.client.messages import (
     RecordMetadata,
 )
 from plait.log.errors import InvalidTopicError, TopicExistsError, UnknownTopicError
+
+if TYPE_CHECKING:
+    from plait.fastlane.consumer import LowLatencyConsumer, Start
+    from plait.fastlane.interface import FastLane
 
 TopicPartition = tuple[str, int]
 TIMEOUT = 30.0
@@ -99,7 +107,14 @@ def column_batches(messages: Iterable[Any]) -> list[ColumnBatch]:
 class KafkaClient:
     """Topics, producers and consumers on a Kafka-protocol cluster at ``bootstrap``."""
 
-    def __init__(self, bootstrap: str, *, meta: str | None = None, **config: Any) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        meta: str | None = None,
+        fastlane: str | FastLane | None = None,
+        **config: Any,
+    ) -> None:
         ck = _ck()
         from confluent_kafka.admin import AdminClient
 
@@ -110,12 +125,22 @@ class KafkaClient:
         self._ck = ck
         self.meta: Any = None
         self.coordinators: Any = None
+        self.fastlane: FastLane | None = None
         if meta is not None:
             from plait.client.coordinator import CoordinatorRegistry
             from plait.meta.url import open_meta
 
             self.meta = open_meta(meta)
             self.coordinators = CoordinatorRegistry(self)
+        if fastlane is not None:
+            from plait.fastlane.url import open_fastlane
+
+            try:
+                # Only subscribed to: the broker (plait serve --fastlane) publishes.
+                self.fastlane = open_fastlane(fastlane) if isinstance(fastlane, str) else fastlane
+            except BaseException:
+                self.close()
+                raise
 
     def create_topic(self, name: str, partitions: int = 1) -> TopicDescription:
         from confluent_kafka.admin import NewTopic
@@ -171,13 +196,56 @@ class KafkaClient:
             consumer.subscribe(topics)
         return consumer
 
+    def low_latency_consumer(
+        self,
+        topics: list[str] | None = None,
+        *,
+        partitions: list[TopicPartition] | None = None,
+        start: Start = "latest",
+        fetch_wait_ms: int = 10,
+        kafka_config: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> LowLatencyConsumer:
+        """A consumer that takes the fast lane and fills any gap from the broker.
+
+        The embedded one's contract (plait.fastlane.consumer): every event of its
+        partitions once, in offset order per partition, whether the lane is up, lossy
+        or down. ``options`` are LowLatencyConsumer's (``fallback_after``,
+        ``max_buffer_bytes``, ``max_poll_records``); ``fetch_wait_ms`` bounds how long
+        a switch from the lane to the log waits for librdkafka's parked fetch, and
+        ``kafka_config`` adds librdkafka settings for the log side (see
+        plait.fastlane.kafka_log). Needs ``fastlane=`` at connect time.
+        """
+        from plait.fastlane.consumer import LowLatencyConsumer
+        from plait.fastlane.kafka_log import KafkaLogSource
+
+        if self.fastlane is None:
+            raise ClientError("low_latency_consumer needs plait.connect('kafka://...', fastlane='nats://...')")
+        chosen = list(partitions or [])
+        for topic in topics or []:
+            chosen += [(topic, p) for p in range(self.partition_count(topic))]
+        source = KafkaLogSource(
+            self,
+            max_buffer_bytes=options.get("max_buffer_bytes", 32 << 20),
+            max_poll_records=options.get("max_poll_records", 10_000),
+            fetch_wait_ms=fetch_wait_ms,
+            config=kafka_config,
+        )
+        try:
+            return LowLatencyConsumer(source, chosen, self.fastlane, start=start, **options)
+        except BaseException:
+            source.close()  # idempotent: the consumer closes it too once it owns it
+            raise
+
     def close(self) -> None:
-        """Leave every plait-coordinated group, then close the metadata store."""
+        """Leave every plait-coordinated group, then close the fast lane and the metadata store."""
         if self._closed:
             return
         self._closed = True
         if self.coordinators is not None:
             self.coordinators.close()
+        if self.fastlane is not None:
+            self.fastlane.close()
         if self.meta is not None:
             self.meta.close()
 
