@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import plait
+from plait.broker.testing import ServeProcess
 from plait.client.connect import EmbeddedClient
 
 from .lanes import Backend, NatsServer, nats_server
@@ -17,6 +18,14 @@ from .lanes import Backend, NatsServer, nats_server
 def nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
     with nats_server(tmp_path_factory.mktemp("nats")) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory, nats: NatsServer) -> Iterator[ServeProcess]:
+    """``plait serve --fastlane`` on the module's nats-server: every append is published."""
+    serve = ServeProcess(tmp_path_factory.mktemp("serve") / "data", "--fastlane", nats.url).start()
+    yield serve
+    serve.stop()
 
 
 @pytest.fixture(params=["inproc", "nats"])

@@ -16,13 +16,16 @@ from plait.fastlane.nats import NatsFastLane
 
 try:  # tests/ is a namespace root when run as `python -m pytest` from the repo...
     from tests.delivery import assert_exactly_once_in_order
+    from tests.servers import free_port
     from tests.servers.nats import NatsServer, nats_server
 except ImportError:  # ...and pytest's rootdir-relative import puts tests/ on sys.path
     from delivery import assert_exactly_once_in_order  # type: ignore[no-redef]
+    from servers import free_port  # type: ignore[no-redef]
     from servers.nats import NatsServer, nats_server  # type: ignore[no-redef]
 
 __all__ = [
-    "Backend", "NatsServer", "assert_exactly_once_in_order", "nats_server", "wait_until",
+    "Backend", "NatsServer", "assert_exactly_once_in_order", "free_port", "nats_server",
+    "wait_until",
 ]
 
 

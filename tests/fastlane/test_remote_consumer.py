@@ -1,0 +1,307 @@
+"""The two-path consumer against a real broker: ``plait serve --fastlane`` publishes on
+a real nats-server, a real confluent-kafka producer writes, and the consumer from
+``plait.connect("kafka://...", fastlane="nats://...")`` reconciles lane and broker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import plait
+from plait.broker.testing import ServeProcess
+from plait.client.errors import ClientError
+from plait.client.kafka import KafkaClient, KafkaProducer
+from plait.client.messages import ColumnBatch
+from plait.fastlane.consumer import LowLatencyConsumer, LowLatencyStats
+from plait.fastlane.errors import FastLaneUrlError
+from plait.fastlane.kafka_log import KafkaLogSource
+from plait.fastlane.nats import NatsFastLane
+from plait.protocol.records import decode_columns, encode_batch
+
+from .lanes import (
+    Backend,
+    NatsServer,
+    assert_exactly_once_in_order,
+    free_port,
+    nats_server,
+    wait_until,
+)
+
+Delivered = dict[int, list[int]]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm_decoder() -> None:
+    # The columnar decoder compiles on first use (a few hundred ms): not part of a test.
+    decode_columns(encode_batch([(None, b"warm-up", 0, [])]))
+
+
+@pytest.fixture
+def remote(broker: ServeProcess, nats: NatsServer) -> Iterator[KafkaClient]:
+    client = _connect(broker, NatsFastLane([nats.url], reconnect_wait=0.05))
+    yield client
+    client.close()
+
+
+def _connect(broker: ServeProcess, lane: NatsFastLane) -> KafkaClient:
+    assert lane.wait_connected(10), f"no NATS connection to {lane.servers}"
+    client = plait.connect(f"kafka://{broker.bootstrap}", fastlane=lane)
+    assert isinstance(client, KafkaClient)
+    return client
+
+
+def new_topic(client: KafkaClient, name: str, partitions: int) -> None:
+    client.create_topic(name, partitions)
+    # The broker's publisher finds new topics every 0.1 s (plait.fastlane.publisher);
+    # appends before that are not on the lane (safe, the log has them, only slower).
+    time.sleep(0.3)
+
+
+def produce(client: KafkaClient | KafkaProducer, topic: str, partition: int, ids: range,
+            size: int = 0) -> None:
+    """Events ``ids`` (value = id, padded to ``size`` bytes) through the broker, acked."""
+    values = [b"%d" % i for i in ids]
+    values = [v + b" " * (size - len(v)) for v in values]
+    if isinstance(client, KafkaProducer):
+        client.send_batch(topic, values, partition=partition)
+        return
+    with client.producer(linger_ms=1) as producer:
+        producer.send_batch(topic, values, partition=partition)
+
+
+def collect(consumer: LowLatencyConsumer, n: int, timeout: float = 10.0,
+            into: Delivered | None = None) -> Delivered:
+    out: Delivered = {} if into is None else into
+    deadline = time.monotonic() + timeout
+    while sum(map(len, out.values())) < n and time.monotonic() < deadline:
+        for batch in consumer.poll_batch(0.2):
+            out.setdefault(batch.partition, []).extend(int(v) for v in batch.values.to_pylist())
+    return out
+
+
+def fetch_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "plait-lowlatency-fetch"]
+
+
+def test_events_through_the_broker_arrive_by_the_lane_once_in_order(remote: KafkaClient) -> None:
+    new_topic(remote, "orders", 2)
+    consumer = remote.low_latency_consumer(["orders"], start="latest")
+    assert consumer.positions() == {("orders", 0): 0, ("orders", 1): 0}
+    produced: Delivered = {0: [], 1: []}
+    with remote.producer(linger_ms=1) as producer:
+        for i in range(40):
+            ids = range(i * 250, i * 250 + 250)
+            produce(producer, "orders", i % 2, ids)
+            produced[i % 2].extend(ids)
+    got = collect(consumer, 10_000)
+    report = assert_exactly_once_in_order(produced, got)
+    assert report.delivered == 10_000
+    assert consumer.poll(timeout=0.2) == []  # nothing twice
+    stats = consumer.stats
+    assert stats.lane_events > 0 and stats.lane_events >= 10_000 // 2, stats
+    # While the lane serves, the partitions are paused: little data flows twice.
+    log_side = consumer.log_source.stats  # type: ignore[attr-defined]
+    assert log_side.fetched_events < 10_000 // 2, log_side
+    assert consumer.positions() == {("orders", 0): 5000, ("orders", 1): 5000}
+    assert fetch_threads()
+    consumer.close()
+    assert not fetch_threads(), "close() left the fetcher running"
+
+
+def test_history_is_read_from_the_broker_then_the_lane_takes_over(remote: KafkaClient) -> None:
+    new_topic(remote, "history", 1)
+    produce(remote, "history", 0, range(3000))
+    consumer = remote.low_latency_consumer(["history"], start="earliest", fallback_after=0.05)
+    got = collect(consumer, 3000)
+    assert consumer.stats.log_events == 3000 and consumer.stats.lane_events == 0
+    produce(remote, "history", 0, range(3000, 3500))
+    collect(consumer, 3500, into=got)
+    assert_exactly_once_in_order({0: list(range(3500))}, got)
+    assert consumer.stats.lane_events == 500, "the lane did not take over from the log"
+    consumer.close()
+
+
+def test_both_paths_give_the_same_columns_as_a_plain_consumer(remote: KafkaClient) -> None:
+    new_topic(remote, "same", 1)
+    with remote.producer(linger_ms=1) as producer:
+        producer.send_batch("same", [b"a", b"b", b"c"], keys=[b"k1", None, b"k3"], partition=0,
+                            timestamp_ms=1_700_000_000_000)
+    # Produced before the consumer subscribed: the history can only come from the broker.
+    consumer = remote.low_latency_consumer(["same"], start="earliest", fallback_after=0.05)
+    mine = [b for b in consumer.poll_batch(2.0)]
+    with remote.producer(linger_ms=1) as producer:
+        for i in range(10):  # after the first (log and lane race), the lane serves
+            producer.send_batch("same", [b"v%d" % i, b"w%d" % i], keys=[None, b"k%d" % i],
+                                partition=0, timestamp_ms=1_700_000_000_001 + i)
+            time.sleep(0.005)
+    deadline = time.monotonic() + 10
+    while sum(map(len, mine)) < 23 and time.monotonic() < deadline:
+        mine += consumer.poll_batch(0.2)
+    assert consumer.stats.log_events >= 3 and consumer.stats.lane_events > 0, consumer.stats
+    plain = remote.consumer(from_beginning=True)
+    plain.assign([("same", 0)])
+    theirs: list[ColumnBatch] = []
+    while sum(map(len, theirs)) < 23 and time.monotonic() < deadline:
+        theirs += plain.poll_batch(0.5)
+    plain.close()
+    assert {(b.topic, b.partition) for b in mine + theirs} == {("same", 0)}
+    for name in ("offsets", "timestamps"):
+        assert np.concatenate([getattr(b, name) for b in mine]).tolist() == \
+            np.concatenate([getattr(b, name) for b in theirs]).tolist(), name
+    for name in ("keys", "values"):
+        assert [v for b in mine for v in getattr(b, name).to_pylist()] == \
+            [v for b in theirs for v in getattr(b, name).to_pylist()], name
+    consumer.close()
+
+
+def test_a_batch_the_lane_dropped_is_filled_from_the_broker_at_once(tmp_path: Path) -> None:
+    # A nats-server whose max_payload is below one stored batch: the broker's lane
+    # drops that batch (a single batch is never split), so the consumer sees the
+    # next lane message above its expected offset, a gap, with nothing faked.
+    conf = tmp_path / "small.conf"
+    conf.write_text("max_payload: 16384\n")
+    with nats_server(tmp_path / "nats", extra_args=("-c", str(conf))) as small_nats, \
+            ServeProcess(tmp_path / "data", "--fastlane", small_nats.url) as serve:
+        client = _connect(serve, NatsFastLane([small_nats.url], reconnect_wait=0.05))
+        try:
+            new_topic(client, "gappy", 1)
+            # A long fallback: only the gap itself may make the consumer read the log.
+            consumer = client.low_latency_consumer(["gappy"], fallback_after=30.0)
+            produce(client, "gappy", 0, range(10))
+            got = collect(consumer, 10)
+            produce(client, "gappy", 0, range(10, 1010), size=100)  # ~100 KB: one batch
+            produce(client, "gappy", 0, range(1010, 1020))
+            started = time.monotonic()
+            collect(consumer, 1020, into=got)
+            assert time.monotonic() - started < 5, "the gap waited for the fallback timer"
+            assert_exactly_once_in_order({0: list(range(1020))}, got)
+            stats = consumer.stats
+            # The fill may also bring the batch after the gap before the lane's copy
+            # of it is used; that copy is then dropped as below the expected offset.
+            assert stats.gap_fills >= 1 and stats.log_events >= 1000, stats
+            assert stats.lane_events >= 10 and stats.fallback_reads == 0, stats
+            consumer.close()
+        finally:
+            client.close()
+
+
+def test_with_no_lane_reachable_the_broker_serves_everything(broker: ServeProcess) -> None:
+    nobody = free_port()  # nothing listens there: the lane never connects
+    client = plait.connect(f"kafka://{broker.bootstrap}", fastlane=f"nats://127.0.0.1:{nobody}")
+    try:
+        assert isinstance(client, KafkaClient)
+        new_topic(client, "nolane", 1)
+        consumer = client.low_latency_consumer(["nolane"], start="earliest")
+        produce(client, "nolane", 0, range(2000))
+        got = collect(consumer, 2000)
+        assert_exactly_once_in_order({0: list(range(2000))}, got)
+        assert consumer.stats.log_events == 2000 and consumer.stats.lane_events == 0
+        consumer.close()
+    finally:
+        client.close()
+
+
+EVENTS = 40_000
+CHUNK = 500  # events per produce call
+PARTITIONS = 2
+
+
+def test_nats_killed_and_restarted_mid_stream(broker: ServeProcess, nats: NatsServer) -> None:
+    """SIGKILL the nats-server under a stream produced through the broker: every event
+    once and in order, the log fills the outage, and the consumer returns to the lane."""
+    backend = Backend("nats", nats)
+    lane = backend.open()
+    assert isinstance(lane, NatsFastLane)
+    client = _connect(broker, lane)
+    probe = backend.open()  # tells when the broker publishes again after the restart
+    try:
+        new_topic(client, "stream", PARTITIONS)
+        probe_seen: list[int] = []
+        for p in range(PARTITIONS):
+            probe.subscribe("stream", p, lambda base, last, data: probe_seen.append(base))
+        consumer = client.low_latency_consumer(["stream"], start="latest")
+        produced: Delivered = {p: [] for p in range(PARTITIONS)}
+        at: dict[str, LowLatencyStats] = {}
+        heard_at_restart = [0]
+        errors: list[BaseException] = []
+        chunks = EVENTS // CHUNK
+
+        def more(c: int) -> bool:
+            # Past the planned chunks, go on (within reason) until the broker is heard
+            # on the lane again, so that the return to the lane is there to observe.
+            return c < chunks or (len(probe_seen) < heard_at_restart[0] + 5 and c < 4 * chunks)
+
+        def produce_stream() -> None:
+            try:
+                with client.producer(linger_ms=1) as producer:
+                    c = 0
+                    while more(c):
+                        if c == chunks * 3 // 10:
+                            at["down"] = dataclasses.replace(consumer.stats)
+                            backend.down()  # SIGKILL
+                        if c == chunks * 6 // 10:
+                            backend.up()  # restarted on the same port
+                            heard_at_restart[0] = len(probe_seen)
+                            at["up"] = dataclasses.replace(consumer.stats)
+                        p = c % PARTITIONS
+                        ids = range(c * CHUNK, (c + 1) * CHUNK)
+                        producer.send_batch("stream", [b"%d" % i for i in ids], partition=p)
+                        produced[p].extend(ids)
+                        c += 1
+                        time.sleep(0.002)  # a stream, not one burst
+            except BaseException as exc:  # noqa: BLE001 - reported by the test thread
+                errors.append(exc)
+
+        thread = threading.Thread(target=produce_stream)
+        thread.start()
+        got: Delivered = {}
+        deadline = time.monotonic() + 60
+        while (thread.is_alive() or sum(map(len, got.values())) < sum(map(len, produced.values()))) \
+                and time.monotonic() < deadline:
+            for batch in consumer.poll_batch(0.2):
+                got.setdefault(batch.partition, []).extend(int(v) for v in batch.values.to_pylist())
+        thread.join(30)
+        assert not errors, errors
+        # Let anything left over arrive: a duplicate would show up now.
+        collect(consumer, 1 << 30, timeout=0.3, into=got)
+        report = assert_exactly_once_in_order(produced, got)
+        assert report.delivered >= EVENTS
+        final = consumer.stats
+        assert at["down"].lane_events > 0, "the lane carried nothing before the outage"
+        assert at["up"].log_events > at["down"].log_events, "the log did not fill the outage"
+        assert final.lane_events > at["up"].lane_events, "the consumer never returned to the lane"
+        consumer.close()
+    finally:
+        if not nats.alive:
+            nats.start()
+        client.close()
+        backend.close()
+
+
+def test_without_a_lane_there_is_no_low_latency_consumer(broker: ServeProcess) -> None:
+    with plait.connect(f"kafka://{broker.bootstrap}") as client:
+        with pytest.raises(ClientError, match="needs plait.connect"):
+            client.low_latency_consumer(["anything"])
+    with pytest.raises(FastLaneUrlError):
+        plait.connect(f"kafka://{broker.bootstrap}", fastlane="kafka://nope:1")
+
+
+def test_the_log_source_is_closed_with_a_consumer_that_fails_to_start(remote: KafkaClient) -> None:
+    new_topic(remote, "fails", 1)
+    before = len(fetch_threads())
+    with pytest.raises(ValueError, match="start must be"):
+        remote.low_latency_consumer(["fails"], start="newest")  # type: ignore[arg-type]
+    assert len(fetch_threads()) == before
+    source = KafkaLogSource(remote)
+    consumer = LowLatencyConsumer(source, [("fails", 0)], remote.fastlane,  # type: ignore[arg-type]
+                                  start={("fails", 0): 99})
+    assert consumer.positions() == {("fails", 0): 0}  # clamped into the (empty) log
+    consumer.close()
+    wait_until(lambda: len(fetch_threads()) == before, 5, "the fetcher to stop")
