@@ -6,6 +6,7 @@ a real nats-server, a real confluent-kafka producer writes, and the consumer fro
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -305,3 +306,19 @@ def test_the_log_source_is_closed_with_a_consumer_that_fails_to_start(remote: Ka
     assert consumer.positions() == {("fails", 0): 0}  # clamped into the (empty) log
     consumer.close()
     wait_until(lambda: len(fetch_threads()) == before, 5, "the fetcher to stop")
+
+
+def test_the_readme_example_runs_as_written(broker: ServeProcess, nats: NatsServer,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+                 if "low_latency_consumer" in b)
+    block = block.replace("kafka://localhost:9092", f"kafka://{broker.bootstrap}")
+    block = block.replace("nats://localhost:4222", nats.url)
+    with plait.connect(f"kafka://{broker.bootstrap}") as client:
+        if "orders" not in client.list_topics():
+            new_topic(client, "orders", 2)  # type: ignore[arg-type]
+        produce(client, "orders", 0, range(5))  # type: ignore[arg-type]
+    exec(compile(block, "README.md", "exec"), {})  # noqa: S102 - our own README
+    out = capsys.readouterr().out
+    assert "LowLatencyStats(" in out and out.count("\n") >= 2, out
