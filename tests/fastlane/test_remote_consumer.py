@@ -93,7 +93,8 @@ def fetch_threads() -> list[threading.Thread]:
 
 def test_events_through_the_broker_arrive_by_the_lane_once_in_order(remote: KafkaClient) -> None:
     new_topic(remote, "orders", 2)
-    consumer = remote.low_latency_consumer(["orders"], start="latest")
+    # Half a second before a quiet lane counts as silent: room for a loaded CI machine.
+    consumer = remote.low_latency_consumer(["orders"], start="latest", fallback_after=0.5)
     assert consumer.positions() == {("orders", 0): 0, ("orders", 1): 0}
     produced: Delivered = {0: [], 1: []}
     with remote.producer(linger_ms=1) as producer:
@@ -119,13 +120,18 @@ def test_events_through_the_broker_arrive_by_the_lane_once_in_order(remote: Kafk
 def test_history_is_read_from_the_broker_then_the_lane_takes_over(remote: KafkaClient) -> None:
     new_topic(remote, "history", 1)
     produce(remote, "history", 0, range(3000))
-    consumer = remote.low_latency_consumer(["history"], start="earliest", fallback_after=0.05)
+    consumer = remote.low_latency_consumer(["history"], start="earliest", fallback_after=0.2)
     got = collect(consumer, 3000)
     assert consumer.stats.log_events == 3000 and consumer.stats.lane_events == 0
-    produce(remote, "history", 0, range(3000, 3500))
+    with remote.producer(linger_ms=1) as producer:
+        for k in range(5):
+            produce(producer, "history", 0, range(3000 + k * 100, 3100 + k * 100))
+            time.sleep(0.005)
     collect(consumer, 3500, into=got)
     assert_exactly_once_in_order({0: list(range(3500))}, got)
-    assert consumer.stats.lane_events == 500, "the lane did not take over from the log"
+    # The broker is still being fetched when the first batch comes (the lane was
+    # silent), so log and lane race for it; from the next one on the lane serves.
+    assert consumer.stats.lane_events >= 400, consumer.stats
     consumer.close()
 
 
