@@ -446,7 +446,14 @@ class KafkaConsumer:
         positions move past what is returned."""
         if self._closed:
             raise ClientClosedError("consumer is closed")
-        raw = self._consumer.consume(num_messages=max_records or self._max_records, timeout=timeout)
+        # Not consume(n, timeout): librdkafka waits out the whole timeout unless n messages
+        # are ready, so a quiet topic would add the timeout to every event's latency.
+        # poll() returns at the first message; consume(n - 1, 0) takes what is queued.
+        first = self._consumer.poll(max(0.0, timeout))
+        raw = [] if first is None else [first]
+        limit = max_records or self._max_records
+        if first is not None and limit > 1:
+            raw += self._consumer.consume(num_messages=limit - 1, timeout=0)
         out = data_messages(raw, self._ck)
         for msg in out:
             self._positions[(msg.topic(), msg.partition())] = msg.offset() + 1
