@@ -11,7 +11,7 @@ nothing changes and the result says so.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 
@@ -31,10 +31,12 @@ def _pin(tids: list[int], cpus: set[int]) -> None:
 
 
 @contextmanager
-def split_cpus(server_pid: int | None, mode: str = "split") -> Iterator[str]:
-    """Inside: the server's threads on one CPU, this process's on the rest (``mode``
-    "split"), or as the OS places them ("shared"). Yields a description for the results."""
-    if mode != "split" or server_pid is None or not hasattr(os, "sched_setaffinity"):
+def split_cpus(server_pid: int | Sequence[int] | None, mode: str = "split") -> Iterator[str]:
+    """Inside: the server's threads (of one process or several, e.g. a broker and its
+    nats-server) on one CPU, this process's on the rest (``mode`` "split"), or as the OS
+    places them ("shared"). Yields a description for the results."""
+    pids = [server_pid] if isinstance(server_pid, int) else list(server_pid or ())
+    if mode != "split" or not pids or not hasattr(os, "sched_setaffinity"):
         yield "shared: server and client placed by the OS"
         return
     allowed = sorted(os.sched_getaffinity(0))
@@ -49,7 +51,8 @@ def split_cpus(server_pid: int | None, mode: str = "split") -> Iterator[str]:
             saved[tid] = os.sched_getaffinity(tid)
         except OSError:
             pass
-    _pin(_threads(server_pid), server)
+    for pid in pids:
+        _pin(_threads(pid), server)
     _pin(own, client)  # threads started later inherit their creator's CPUs
     try:
         yield f"split: server on CPU {allowed[-1]}, client on CPUs {sorted(client)}"

@@ -18,6 +18,7 @@ import json
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -103,15 +104,15 @@ def measure(
             sub.close()
 
 
-def _run(client: EmbeddedClient, consumer: Any, rate: float, events: int,
-         size: int) -> dict[str, Any]:
+def _run(client: Any, consumer: Any, rate: float, events: int, size: int, *,
+         topic: str = TOPIC, producer_options: dict[str, Any] | None = None) -> dict[str, Any]:
     rng = np.random.default_rng(7)
-    producer = client.producer()
+    producer = client.producer(**(producer_options or {}))
     per_tick = max(1, int(rate / 1000))  # events per 1 ms tick
     template = rng.integers(0, 256, size=(max(per_tick, 1000), size), dtype=np.uint8)
     # Warm-up outside the measurement: compiled decoders, lane subscriptions.
     for count in (1, 1000):
-        producer.send_batch(TOPIC, template[:count], partition=0)
+        producer.send_batch(topic, template[:count], partition=0)
         got = 0
         while got < count:
             batches = consumer.poll_batch(timeout=5.0)
@@ -135,7 +136,7 @@ def _run(client: EmbeddedClient, consumer: Any, rate: float, events: int,
                 chunk = template[:n].copy()
                 chunk[:, 8:16] = np.arange(sent, sent + n, dtype=np.int64).view(np.uint8).reshape(n, 8)
                 chunk[:, :8] = np.full(n, time.perf_counter_ns(), np.int64).view(np.uint8).reshape(n, 8)
-                producer.send_batch(TOPIC, chunk, partition=0)
+                producer.send_batch(topic, chunk, partition=0)
                 sent += n
                 tick += 1
         except BaseException as exc:  # noqa: BLE001 - re-raised by the measuring thread
@@ -181,6 +182,39 @@ def _run(client: EmbeddedClient, consumer: Any, rate: float, events: int,
         "duplicated": report.duplicated,
         "reordered": report.reordered,
     }
+
+
+def measure_remote(*, bootstrap: str, fastlane: str, rate: float = 10_000,
+                   events: int = 100_000, size: int = 100, path: str = "two-path") -> dict[str, Any]:
+    """The distributed path: a confluent-kafka producer (acks=all, linger 0: each tick's
+    events leave at once) into the broker at ``bootstrap``, which appends and publishes on
+    the lane (``plait serve --fastlane``); in this process the remote low-latency consumer
+    (``kafka://`` client + NATS lane), or with ``path="log"`` a plain Kafka consumer."""
+    from plait.client.kafka import KafkaClient
+
+    topic = f"{TOPIC}-{uuid.uuid4().hex[:12]}"  # a broker given by address keeps older runs
+    lane = fastlane if path == "two-path" else None
+    with KafkaClient(bootstrap, fastlane=lane) as client:
+        client.create_topic(topic, 1)
+        # earliest on a new topic: the consumer's first fetch may start after the warm-up
+        # events are sent, and "latest" would then skip them
+        producer_options = {"linger_ms": 0}
+        if path == "log":
+            consumer = client.consumer(auto_offset_reset="earliest")
+            consumer.assign([(topic, 0)])
+            try:
+                return _run(client, consumer, rate, events, size, topic=topic,
+                            producer_options=producer_options)
+            finally:
+                consumer.close()
+        ll = client.low_latency_consumer(partitions=[(topic, 0)], start="earliest")
+        try:
+            result = _run(client, ll, rate, events, size, topic=topic,
+                          producer_options=producer_options)
+            result["consumer"] = dict(vars(ll.stats))
+            return result
+        finally:
+            ll.close()
 
 
 def measure_peer(url: str, requests: int = 2000) -> dict[str, Any]:
@@ -231,20 +265,38 @@ def measure_peer(url: str, requests: int = 2000) -> dict[str, Any]:
 @click.option("--cpus", type=click.Choice(["split", "shared"]), default="split", show_default=True,
               help="split: a nats-server this run starts gets one CPU, this process the others, "
                    "as on separate machines; shared: wherever the OS puts them.")
+@click.option("--bootstrap", default=None,
+              help="Go through a broker: HOST:PORT of one that publishes on --fastlane "
+                   "(plait serve --fastlane URL), or 'serve' to start plait serve for this run. "
+                   "Producer and consumer then use the Kafka protocol (kafka:// client).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def bench_latency(fastlane: str, meta: str | None, rate: float, events: int, size: int,
-                  path: str, fsync: str, peer: bool, cpus: str, as_json: bool) -> None:
-    """Producer → consumer latency through the fast lane (or log polling), one process."""
+                  path: str, fsync: str, peer: bool, cpus: str, bootstrap: str | None,
+                  as_json: bool) -> None:
+    """Producer → consumer latency through the fast lane (or log polling): embedded in one
+    process, or with --bootstrap through a broker."""
+    two_path = path == "two-path"
+    if bootstrap is not None and two_path and fastlane.startswith("inproc"):
+        raise click.UsageError("--bootstrap needs a NATS lane: --fastlane nats or nats://host:port")
     with tempfile.TemporaryDirectory(prefix="plait-nats-") as tmp, _lane_url(
-        fastlane, Path(tmp), needed=peer or path == "two-path") as (url, server_pid), \
-            split_cpus(server_pid, cpus) as placed:
+        fastlane, Path(tmp), needed=peer or two_path) as (url, server_pid), \
+            _broker(bootstrap, url if two_path else None, fsync, Path(tmp)) as (bs, broker_pid), \
+            split_cpus([p for p in (server_pid, broker_pid) if p is not None], cpus) as placed:
         started = server_pid is not None
-        result = measure(fastlane=url, meta=meta, rate=rate, events=events, size=size,
-                         path=path, fsync=fsync)
+        if bs is None:
+            result = measure(fastlane=url, meta=meta, rate=rate, events=events, size=size,
+                             path=path, fsync=fsync)
+        else:
+            result = measure_remote(bootstrap=bs, fastlane=url, rate=rate, events=events,
+                                    size=size, path=path)
+            result["bootstrap"] = bs
         result["cpus"] = placed
-        result.update(path=path, fastlane=url if path == "two-path" else None, fsync=fsync)
-        if started:
-            result["note"] = f"started nats-server at {url} for this run"
+        result.update(path=path, fastlane=url if two_path else None, fsync=fsync)
+        notes = [f"nats-server at {url}"] if started else []
+        if broker_pid is not None:
+            notes.append(f"plait serve at {bs}")
+        if notes:
+            result["note"] = f"started {' and '.join(notes)} for this run"
         if peer:
             if not url.startswith(("nats://", "tls://")):
                 raise click.UsageError("--peer needs --fastlane nats or nats://host:port")
@@ -265,6 +317,27 @@ def bench_latency(fastlane: str, meta: str | None, rate: float, events: int, siz
     if "peer" in result:
         click.echo(f"NATS floor  request/reply p50 {result['peer']['p50_ms']:.3f} ms  "
                    f"p99 {result['peer']['p99_ms']:.3f} ms")
+
+
+@contextmanager
+def _broker(bootstrap: str | None, lane: str | None, fsync: str,
+            tmp: Path) -> Iterator[tuple[str | None, int | None]]:
+    """(bootstrap, pid of the broker this run started or None): ``serve`` starts
+    ``plait serve --fastlane LANE`` in ``tmp``; an address is used as given."""
+    if bootstrap != "serve":
+        yield bootstrap, None
+        return
+    from plait.broker.testing import ServeProcess, ServeStartError
+
+    args = ["--fsync", fsync, *(["--fastlane", lane] if lane else [])]
+    try:
+        broker = ServeProcess(tmp / "broker-data", *args).start()
+    except ServeStartError as exc:
+        raise click.ClickException(f"--bootstrap serve: plait serve did not start: {exc}") from exc
+    try:
+        yield broker.bootstrap, broker.proc.pid if broker.proc else None
+    finally:
+        broker.stop()
 
 
 @contextmanager

@@ -41,3 +41,21 @@ def test_bench_over_nats_with_the_peer_floor(nats: NatsServer) -> None:
 def test_bench_rejects_a_size_without_room_for_its_stamps() -> None:
     result = CliRunner().invoke(bench_latency, ["--size", "8"])
     assert result.exit_code == 2 and "--size" in result.output
+
+
+@pytest.mark.parametrize("path", ["two-path", "log"])
+def test_bench_through_a_broker_it_starts(nats: NatsServer, path: str) -> None:
+    """--bootstrap serve: plait serve publishing on the lane, a Kafka producer, the remote
+    consumer (or a plain Kafka one): every event once, in order, the lane doing the work."""
+    out = run_bench("--bootstrap", "serve", "--fastlane", nats.url, "--path", path)
+    assert FIGURES <= set(out)
+    assert (out["lost"], out["duplicated"], out["reordered"]) == (0, 0, 0)
+    assert "plait serve at" in str(out["note"]) and out["bootstrap"]
+    if path == "two-path":
+        consumer = out["consumer"]
+        assert isinstance(consumer, dict) and consumer["lane_events"] > consumer["log_events"]
+
+
+def test_bench_through_a_broker_needs_a_nats_lane() -> None:
+    result = CliRunner().invoke(bench_latency, ["--bootstrap", "serve", "--fastlane", "inproc"])
+    assert result.exit_code == 2 and "NATS lane" in result.output
