@@ -274,6 +274,7 @@ class KafkaProducer:
         )
         self._closed = False
         self._lock = threading.Lock()
+        self._known_topics: set[str] = set()
 
     def send(
         self,
@@ -333,7 +334,11 @@ class KafkaProducer:
         """Send many events and wait until all are acknowledged (or raise the first error)."""
         if self._closed:
             raise ClientClosedError("producer is closed")
-        self._client.partition_count(topic)  # UnknownTopicError before anything is queued
+        if topic not in self._known_topics:
+            # UnknownTopicError before anything is queued; a metadata round trip, so once
+            # per topic (a topic deleted later fails at delivery, as librdkafka reports it)
+            self._client.partition_count(topic)
+            self._known_topics.add(topic)
         vals = to_binary_array(values).to_pylist()
         ks = to_binary_array(keys, what="keys").to_pylist() if keys is not None else [None] * len(vals)
         errors: list[BaseException] = []

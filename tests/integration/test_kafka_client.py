@@ -13,11 +13,12 @@ import pytest
 import plait
 from plait.broker.testing import ServeProcess
 from plait.client.kafka import KafkaClient
+from plait.log.errors import UnknownTopicError
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[KafkaClient]:
-    broker = ServeProcess(tmp_path / "broker-data").start()
+    broker = ServeProcess(tmp_path / "broker-data", "--no-auto-create").start()
     try:
         c = plait.connect(f"kafka://{broker.bootstrap}")
         assert isinstance(c, KafkaClient)
@@ -62,4 +63,17 @@ def test_a_poll_returns_when_events_arrive_not_when_max_records_fill(
     # Before the fix a poll sat out its whole timeout (10 s) waiting for 1000 events.
     assert 0.15 < waited < 3.0, waited
     consumer.close()
+    producer.close()
+
+
+def test_send_batch_to_an_unknown_topic_fails_before_queuing(client: KafkaClient) -> None:
+    producer = client.producer()
+    with pytest.raises(UnknownTopicError):
+        producer.send_batch("nowhere", [b"x"])
+    client.create_topic("somewhere", 1)
+    for _ in range(3):  # the topic is looked up once, then remembered
+        ack = producer.send_batch("somewhere", [b"x", b"y"], partition=0)
+        assert sum(r.count for r in ack.ranges) == 2
+    with pytest.raises(UnknownTopicError):
+        producer.send_batch("nowhere", [b"x"])
     producer.close()
