@@ -222,6 +222,7 @@ def measure_peer(url: str, requests: int = 2000) -> dict[str, Any]:
     import asyncio
 
     import nats
+    import nats.errors
 
     async def run() -> np.ndarray:
         responder = await nats.connect(url)
@@ -234,19 +235,32 @@ def measure_peer(url: str, requests: int = 2000) -> dict[str, Any]:
         await responder.flush()
         payload = b"x" * 100
         rtts = np.empty(requests, np.int64)
-        for i in range(requests + 100):
+        i = 0
+        while i < requests + 100:
             t0 = time.perf_counter_ns()
-            await requester.request("plait.bench.echo", payload, timeout=5)
+            try:
+                await requester.request("plait.bench.echo", payload, timeout=5)
+            except nats.errors.NoRespondersError:
+                # Seen once in ~10 loaded test runs, cause unknown: the server answered
+                # "no responders" although the echo subscription was flushed. Such a
+                # request is not a round trip; it is counted and asked again.
+                no_responders[0] += 1
+                if no_responders[0] > 10:
+                    raise
+                await asyncio.sleep(0.01)
+                continue
             if i >= 100:  # the first 100 warm the path up
                 rtts[i - 100] = time.perf_counter_ns() - t0
+            i += 1
         await requester.close()
         await responder.close()
         return rtts
 
+    no_responders = [0]
     rtts = asyncio.run(run())
     p = percentiles_ms(rtts)
     return {"what": "core NATS request/reply round trip, nats-py", "requests": requests,
-            "p50_ms": p["p50_ms"], "p99_ms": p["p99_ms"]}
+            "p50_ms": p["p50_ms"], "p99_ms": p["p99_ms"], "no_responders": no_responders[0]}
 
 
 @click.command("latency")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from plait.fastlane.consumer import LowLatencyConsumer
 from plait.fastlane.inproc import Hub, InProcFastLane
 from plait.fastlane.interface import FastLane
 from plait.fastlane.nats import NatsFastLane
@@ -24,9 +25,11 @@ except ImportError:  # ...and pytest's rootdir-relative import puts tests/ on sy
     from servers.nats import NatsServer, nats_server  # type: ignore[no-redef]
 
 __all__ = [
-    "Backend", "NatsServer", "assert_exactly_once_in_order", "free_port", "nats_server",
-    "wait_until",
+    "Backend", "Delivered", "NatsServer", "assert_exactly_once_in_order", "collect",
+    "free_port", "nats_server", "wait_until",
 ]
+
+Delivered = dict[int, list[int]]  # partition -> the integer values delivered, in order
 
 
 def wait_until(cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
@@ -35,6 +38,17 @@ def wait_until(cond: Callable[[], bool], timeout: float = 10.0, what: str = "con
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.005)
+
+
+def collect(consumer: LowLatencyConsumer, n: int, timeout: float = 10.0,
+            into: Delivered | None = None) -> Delivered:
+    """Poll until ``n`` events (values that are decimal integers) arrived, or ``timeout``."""
+    out: Delivered = {} if into is None else into
+    deadline = time.monotonic() + timeout
+    while sum(map(len, out.values())) < n and time.monotonic() < deadline:
+        for batch in consumer.poll_batch(0.2):
+            out.setdefault(batch.partition, []).extend(int(v) for v in batch.values.to_pylist())
+    return out
 
 
 class Backend:

@@ -13,9 +13,7 @@ from plait.fastlane.publisher import attach
 from plait.protocol.batch_header import parse_header
 from plait.protocol.records import encode_batch
 
-from .lanes import Backend, assert_exactly_once_in_order, wait_until
-
-Delivered = dict[int, list[int]]
+from .lanes import Backend, Delivered, assert_exactly_once_in_order, collect, wait_until
 
 
 def produce(client: EmbeddedClient, topic: str, partition: int, ids: range) -> None:
@@ -30,15 +28,6 @@ def stored_batch(client: EmbeddedClient, topic: str, partition: int, offset: int
     header = parse_header(data, 0)
     return header.base_offset, header.last_offset, data[: header.size]
 
-
-def collect(consumer: LowLatencyConsumer, n: int, timeout: float = 10.0,
-            into: Delivered | None = None) -> Delivered:
-    out: Delivered = {} if into is None else into
-    deadline = time.monotonic() + timeout
-    while sum(map(len, out.values())) < n and time.monotonic() < deadline:
-        for batch in consumer.poll_batch(0.2):
-            out.setdefault(batch.partition, []).extend(int(v) for v in batch.values.to_pylist())
-    return out
 
 
 def offsets_of(consumer: LowLatencyConsumer, n: int, timeout: float = 10.0) -> list[int]:

@@ -28,14 +28,14 @@ from plait.protocol.records import decode_columns, encode_batch
 
 from .lanes import (
     Backend,
+    Delivered,
     NatsServer,
     assert_exactly_once_in_order,
+    collect,
     free_port,
     nats_server,
     wait_until,
 )
-
-Delivered = dict[int, list[int]]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -76,15 +76,6 @@ def produce(client: KafkaClient | KafkaProducer, topic: str, partition: int, ids
     with client.producer(linger_ms=1) as producer:
         producer.send_batch(topic, values, partition=partition)
 
-
-def collect(consumer: LowLatencyConsumer, n: int, timeout: float = 10.0,
-            into: Delivered | None = None) -> Delivered:
-    out: Delivered = {} if into is None else into
-    deadline = time.monotonic() + timeout
-    while sum(map(len, out.values())) < n and time.monotonic() < deadline:
-        for batch in consumer.poll_batch(0.2):
-            out.setdefault(batch.partition, []).extend(int(v) for v in batch.values.to_pylist())
-    return out
 
 
 def fetch_threads() -> list[threading.Thread]:
