@@ -195,6 +195,9 @@ def measure_remote(*, bootstrap: str, fastlane: str, rate: float = 10_000,
     topic = f"{TOPIC}-{uuid.uuid4().hex[:12]}"  # a broker given by address keeps older runs
     lane = fastlane if path == "two-path" else None
     with KafkaClient(bootstrap, fastlane=lane) as client:
+        wait = getattr(client.fastlane, "wait_connected", None)
+        if wait is not None and not wait(10):  # else the warm-up would miss the lane
+            raise click.ClickException(f"no connection to the fast lane at {fastlane} within 10 s")
         client.create_topic(topic, 1)
         # earliest on a new topic: the consumer's first fetch may start after the warm-up
         # events are sent, and "latest" would then skip them

@@ -46,7 +46,7 @@ from plait.fastlane.errors import FastLaneClosedError, InvalidSubjectError
 from plait.fastlane.interface import BatchCallback, FastLane, Subscription
 from plait.fastlane.logsource import Columns, EmbeddedLogSource, LogSource, PartitionLog
 from plait.protocol.records import ColumnBatch as DecodedColumns
-from plait.protocol.records import decode_columns
+from plait.protocol.records import decode_columns, warm_decoder
 
 if TYPE_CHECKING:
     from plait.client.connect import EmbeddedClient
@@ -132,6 +132,7 @@ class LowLatencyConsumer:
         self._rr = 0
         self._closed = False
         self._states: dict[TopicPartition, _PartState] = {}
+        warm_decoder()  # not on the first lane message: see its docstring
         try:
             for tp in dict.fromkeys(partitions):
                 self._open(tp, start)

@@ -652,6 +652,22 @@ _ERROR_TEXT = {
 }
 
 
+_WARM: list[bool] = []
+
+
+def warm_decoder() -> None:
+    """Load :func:`decode_columns`' compiled kernels now (once per process).
+
+    Why: the first call loads numba's machinery and the cached machine code, ~0.3-0.5 s
+    on a small machine. A consumer whose first decode happens mid-stream (a remote
+    low-latency consumer decoding its first lane message) would stall every event
+    queued behind it for that long; paying at construction keeps the stream smooth.
+    """
+    if not _WARM:
+        decode_columns(encode_batch([(None, b"warm", 0, [])]))
+        _WARM.append(True)
+
+
 def decode_columns(
     buf: Buffer, *, verify: bool = True, allow_partial_tail: bool = False
 ) -> ColumnBatch:

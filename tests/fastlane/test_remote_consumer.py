@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +26,7 @@ from plait.fastlane.consumer import LowLatencyConsumer, LowLatencyStats
 from plait.fastlane.errors import FastLaneUrlError
 from plait.fastlane.kafka_log import KafkaLogSource
 from plait.fastlane.nats import NatsFastLane
-from plait.protocol.records import decode_columns, encode_batch
+from plait.protocol.records import encode_batch
 
 from .lanes import (
     Backend,
@@ -36,12 +38,6 @@ from .lanes import (
     nats_server,
     wait_until,
 )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _warm_decoder() -> None:
-    # The columnar decoder compiles on first use (a few hundred ms): not part of a test.
-    decode_columns(encode_batch([(None, b"warm-up", 0, [])]))
 
 
 @pytest.fixture
@@ -319,3 +315,34 @@ def test_the_readme_example_runs_as_written(broker: ServeProcess, nats: NatsServ
     exec(compile(block, "README.md", "exec"), {})  # noqa: S102 - our own README
     out = capsys.readouterr().out
     assert "LowLatencyStats(" in out and out.count("\n") >= 2, out
+
+
+FIRST_DECODE = """
+import sys, time
+import plait
+from plait.protocol.records import decode_columns, encode_batch
+client = plait.connect("kafka://" + sys.argv[1], fastlane=sys.argv[2])
+consumer = client.low_latency_consumer(partitions=[("first", 0)], start="latest")
+batch = encode_batch([(None, b"x", 0, [])])
+start = time.perf_counter()
+decode_columns(batch)
+print(time.perf_counter() - start)
+consumer.close()
+client.close()
+"""
+
+
+def test_a_new_consumer_decodes_its_first_lane_message_without_a_stall(
+    broker: ServeProcess, nats: NatsServer, tmp_path: Path
+) -> None:
+    """A fresh process: loading the decoder's compiled code takes a few hundred ms; the
+    consumer pays that when it is built, not on its first lane message (which would hold
+    up every event behind it)."""
+    with plait.connect(f"kafka://{broker.bootstrap}") as admin:
+        admin.create_topic("first", 1)
+    script = tmp_path / "first_decode.py"
+    script.write_text(FIRST_DECODE)
+    done = subprocess.run([sys.executable, str(script), broker.bootstrap, nats.url],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.strip().splitlines()[-1]) < 0.05
