@@ -24,6 +24,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -71,6 +72,7 @@ class Log:
         self._next_pid = self._pid_block_end = self._read_pid_block_end()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._topic_listeners: list[Callable[[str], None]] = []
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], config: LogConfig | None = None) -> Log:
@@ -141,7 +143,21 @@ class Log:
             parts = [Partition(name, i, final / str(i), config, clean=True)
                      for i in range(partitions)]
             self._topics[name] = (info, parts)
-            return info
+            listeners = list(self._topic_listeners)
+        for listener in listeners:  # outside the lock: a listener may use the log
+            listener(name)
+        return info
+
+    def add_topic_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(name)`` after each topic this Log creates (before
+        create_topic returns, so nothing can be appended to it unseen)."""
+        with self._lock:
+            self._topic_listeners.append(listener)
+
+    def remove_topic_listener(self, listener: Callable[[str], None]) -> None:
+        with self._lock:
+            if listener in self._topic_listeners:
+                self._topic_listeners.remove(listener)
 
     def delete_topic(self, name: str) -> None:
         """Remove a topic and its data; partitions handed out before become unusable."""

@@ -90,9 +90,12 @@ class Backend:
             # Reconnected clients re-send SUB asynchronously; one round trip on each
             # makes sure the server has every subscription before the test publishes.
             for lane in self._lanes:
-                assert isinstance(lane, NatsFastLane)
-                if lane._nc is not None:
-                    lane._call(lane._nc.flush(timeout=5), timeout=6)
+                self.sync(lane)
+
+    def sync(self, lane: FastLane) -> None:
+        """Return once the server has processed everything ``lane`` sent (its SUBs)."""
+        if isinstance(lane, NatsFastLane) and lane._nc is not None:
+            lane._call(lane._nc.flush(timeout=5), timeout=6)
 
     def close(self) -> None:
         for lane in self._lanes:

@@ -213,16 +213,17 @@ def test_start_positions(client: EmbeddedClient) -> None:
         LowLatencyConsumer(client, [("t", 0)], lane, start="newest")  # type: ignore[arg-type]
 
 
-def test_topics_created_later_are_published_until_detached(
+def test_topics_created_later_are_published_from_their_first_append_until_detached(
     backend: Backend, client: EmbeddedClient
 ) -> None:
-    detach = attach(client.log, backend.open(), rescan_s=0.02)
-    client.create_topic("late", 1)
+    detach = attach(client.log, backend.open())
     seen: list[int] = []
-    backend.open().subscribe("late", 0, lambda base, last, data: seen.append(base))
-    # Appends before the rescan finds the topic are not published (the log has them).
-    wait_until(lambda: (produce(client, "late", 0, range(1)), bool(seen))[1], 10,
-               "a publish on the new topic")
+    listener = backend.open()
+    listener.subscribe("late", 0, lambda base, last, data: seen.append(base))
+    backend.sync(listener)
+    client.create_topic("late", 1)
+    produce(client, "late", 0, range(3))  # at once: the topic hook attached the publisher
+    wait_until(lambda: seen == [0], 10, "the first append on the lane")
     detach()
     time.sleep(0.2)  # messages published before the detach may still be in flight
     count = len(seen)

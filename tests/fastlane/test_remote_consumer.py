@@ -55,10 +55,9 @@ def _connect(broker: ServeProcess, lane: NatsFastLane) -> KafkaClient:
 
 
 def new_topic(client: KafkaClient, name: str, partitions: int) -> None:
+    # The broker's publisher attaches to a topic as it is created: its first append is
+    # on the lane (plait.fastlane.publisher).
     client.create_topic(name, partitions)
-    # The broker's publisher finds new topics every 0.1 s (plait.fastlane.publisher);
-    # appends before that are not on the lane (safe, the log has them, only slower).
-    time.sleep(0.3)
 
 
 def produce(client: KafkaClient | KafkaProducer, topic: str, partition: int, ids: range,
