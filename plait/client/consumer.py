@@ -13,6 +13,11 @@ Contract:
   or etcd): each holds a lease of ``session_timeout_s``; a member that stops
   heart-beating is removed after it and the group rebalances (plait.groups.membership).
   ``member_id`` makes membership static: a restart replaces its old incarnation at once.
+- ``low_latency=True`` (with ``plait.connect(..., fastlane=...)``) reads the owned
+  partitions through the two-path consumer (plait.fastlane.consumer): events as soon as
+  the lane pushes them, the log filling any gap, the same order and exactly-once
+  positions; membership, rebalancing and fenced commits stay as above. Events read this
+  way carry no record headers (the lane's columnar decode does not keep them).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from plait.protocol.records import decode_columns, iter_records
 if TYPE_CHECKING:
     from plait.client.connect import EmbeddedClient
     from plait.client.coordinator import GroupCoordinator
+    from plait.fastlane.consumer import LowLatencyConsumer, LowLatencyStats
     from plait.log import Partition
 
 TopicPartition = tuple[str, int]
@@ -55,9 +61,16 @@ class Consumer:
         on_revoke: RebalanceCallback | None = None,
         session_timeout_s: float | None = None,
         member_id: str | None = None,
+        low_latency: bool = False,
     ) -> None:
         if auto_offset_reset not in ("earliest", "latest"):
             raise ValueError(f"auto_offset_reset must be 'earliest' or 'latest', not {auto_offset_reset!r}")
+        if low_latency and client.fastlane is None:
+            raise ClientError(
+                "low_latency=True needs plait.connect(..., fastlane='inproc' or 'nats://...')"
+            )
+        self._low_latency = low_latency
+        self._lane_reader: LowLatencyConsumer | None = None
         self._client = client
         self._log = client.log
         self.group = group
@@ -159,9 +172,33 @@ class Consumer:
             else:
                 start = part.log_end_offset
             self._positions[tp] = start
+        if self._low_latency and (revoked or added):
+            self._restart_lane_reader()
         if added and self._on_assign:
             self._on_assign(added)
         self._wakeup.set()
+
+    def _restart_lane_reader(self) -> None:
+        """A two-path reader over the owned partitions, from their positions (it cannot
+        change partitions or positions in place, so an assignment or a seek makes a new
+        one; what the old one had read is in ``_positions`` already)."""
+        from plait.fastlane.consumer import LowLatencyConsumer
+
+        if self._lane_reader is not None:
+            self._lane_reader.close()
+            self._lane_reader = None
+        if self._positions:
+            assert self._client.fastlane is not None
+            self._lane_reader = LowLatencyConsumer(
+                self._client, list(self._positions), self._client.fastlane,
+                start=dict(self._positions), max_poll_records=self._max_records,
+                fetch_max_bytes=self._fetch_max_bytes,
+            )
+
+    @property
+    def lane_stats(self) -> LowLatencyStats | None:
+        """What the fast lane and the log each delivered (``low_latency=True`` only)."""
+        return None if self._lane_reader is None else self._lane_reader.stats
 
     def _on_append(self, *_: object) -> None:
         self._wakeup.set()
@@ -174,6 +211,8 @@ class Consumer:
         """
         self._check_open()
         limit = max_records or self._max_records
+        if self._low_latency:
+            return self._poll_lane(timeout, limit)
         deadline = time.monotonic() + max(0.0, timeout)
         while True:
             self._wakeup.clear()
@@ -185,6 +224,17 @@ class Consumer:
             if remaining <= 0:
                 return []
             self._wakeup.wait(remaining)
+
+    def _poll_lane(self, timeout: float, limit: int) -> list[ColumnBatch]:
+        self._wakeup.clear()
+        self._maybe_rebalance()
+        reader = self._lane_reader
+        if reader is None:  # nothing owned (yet): wait as the log-polling path would
+            self._wakeup.wait(max(0.0, timeout))
+            return []
+        batches = reader.poll_batch(timeout, limit)
+        self._positions.update(reader.positions())
+        return batches
 
     def poll(self, timeout: float = 1.0, max_records: int | None = None) -> list[Message]:
         """Like poll_batch, but one Message per event."""
@@ -266,6 +316,8 @@ class Consumer:
         tp = self._owned(topic, partition)
         part = self._partitions[tp]
         self._positions[tp] = min(max(offset, part.log_start_offset), part.log_end_offset)
+        if self._low_latency:
+            self._restart_lane_reader()
 
     def seek_to_beginning(self, partitions: Iterable[TopicPartition] | None = None) -> None:
         for tp in list(partitions) if partitions is not None else list(self._positions):
@@ -303,6 +355,9 @@ class Consumer:
         if self._closed:
             return
         self._closed = True
+        if self._lane_reader is not None:
+            self._lane_reader.close()
+            self._lane_reader = None
         for part in self._partitions.values():
             part.remove_listener(self._on_append)
         if self._coordinator is not None and self._member_id is not None:
