@@ -216,24 +216,25 @@ class KafkaLogSource:
                 return None  # fetching a range that reaches ``offset``: wait for it
             # Not fetching, or (never expected) data that does not reach back to
             # ``offset``: fetch from exactly there.
-            self._drop(part)
-            part.want = offset
-            part.gen += 1
-            self._dirty[part.tp] = part
+            self._wish(part, offset)
             self.stats.follows += 1
-            self._lock.notify_all()
             return None
 
     def _rest(self, part: KafkaPartitionLog) -> None:
         with self._lock:
             if part.want is None:
                 return
-            self._drop(part)
-            part.want = None
-            part.gen += 1
-            self._dirty[part.tp] = part
+            self._wish(part, None)
             self.stats.rests += 1
-            self._lock.notify_all()
+
+    def _wish(self, part: KafkaPartitionLog, want: int | None) -> None:
+        """Post a new wish for the fetcher (fetch from ``want``, or rest); lock held.
+        What was fetched for the old one is dropped."""
+        self._drop(part)
+        part.want = want
+        part.gen += 1
+        self._dirty[part.tp] = part
+        self._lock.notify_all()
 
     def _drop(self, part: KafkaPartitionLog) -> None:
         self._buffered -= sum(c.nbytes for c in part.chunks)
