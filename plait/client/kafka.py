@@ -25,6 +25,7 @@ Contract differences from the embedded client, all inherited from Kafka:
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Literal, Self
@@ -45,7 +46,7 @@ from plait.client.messages import (
 from plait.log.errors import InvalidTopicError, TopicExistsError, UnknownTopicError
 
 if TYPE_CHECKING:
-    from plait.fastlane.consumer import LowLatencyConsumer, Start
+    from plait.fastlane.consumer import LowLatencyConsumer, LowLatencyStats, Start
     from plait.fastlane.interface import FastLane
 
 TopicPartition = tuple[str, int]
@@ -186,11 +187,14 @@ class KafkaClient:
         return KafkaProducer(self, **options)
 
     def consumer(self, topics: list[str] | None = None, **options: Any) -> KafkaConsumer:
-        cls = (
-            CoordinatedKafkaConsumer
-            if self.coordinators is not None and options.get("group") is not None
-            else KafkaConsumer
-        )
+        coordinated = self.coordinators is not None and options.get("group") is not None
+        if not coordinated and options.pop("low_latency", False):
+            raise ClientError(
+                "low_latency=True on kafka:// is for plait-coordinated groups "
+                "(plait.connect(..., meta=URL, fastlane=...), group=...); without a group "
+                "use low_latency_consumer()"
+            )
+        cls = CoordinatedKafkaConsumer if coordinated else KafkaConsumer
         consumer = cls(self, **options)
         if topics:
             consumer.subscribe(topics)
@@ -519,6 +523,11 @@ class CoordinatedKafkaConsumer(KafkaConsumer):
     commit is one metadata transaction fenced by this member's generation
     (FencedCommitError when the group moved on). The new assignment is adopted at the
     next ``poll``, which drops revoked partitions before reading anything else.
+
+    ``low_latency=True`` (with ``fastlane=`` at connect time) reads the owned partitions
+    through the remote two-path consumer (``KafkaClient.low_latency_consumer``), made
+    anew from the positions at each rebalance and seek; events read this way carry no
+    record headers.
     """
 
     def __init__(
@@ -528,8 +537,15 @@ class CoordinatedKafkaConsumer(KafkaConsumer):
         group: str,
         session_timeout_s: float | None = None,
         member_id: str | None = None,
+        low_latency: bool = False,
         **options: Any,
     ) -> None:
+        if low_latency and client.fastlane is None:
+            raise ClientError(
+                "low_latency=True needs plait.connect('kafka://...', fastlane='nats://...')"
+            )
+        self._low_latency = low_latency
+        self._lane_reader: LowLatencyConsumer | None = None
         # librdkafka needs a group.id even for assign(); it never joins or commits with it.
         options.setdefault("group.id", f"plait-assign.{group}")
         super().__init__(client, group=group, **options)
@@ -575,7 +591,58 @@ class CoordinatedKafkaConsumer(KafkaConsumer):
                 start = default
             starts.append(self._ck.TopicPartition(tp[0], tp[1], start))
         self._owned = new
-        self._consumer.assign(starts)
+        if self._low_latency:
+            self._restart_lane_reader()
+        else:
+            self._consumer.assign(starts)
+
+    def _restart_lane_reader(self) -> None:
+        """A remote two-path reader over the owned partitions, from their positions; a
+        partition with none starts at ``auto_offset_reset`` (0 is clamped up to the
+        log start, a missing entry means the log end)."""
+        if self._lane_reader is not None:
+            self._lane_reader.close()
+            self._lane_reader = None
+        if not self._owned:
+            return
+        start = {tp: self._positions.get(tp, 0) for tp in self._owned
+                 if tp in self._positions or self._reset == "earliest"}
+        self._lane_reader = self._client.low_latency_consumer(
+            partitions=list(self._owned), start=start, max_poll_records=self._max_records)
+        self._positions.update(self._lane_reader.positions())
+
+    @property
+    def lane_stats(self) -> LowLatencyStats | None:
+        """What the fast lane and the broker each delivered (``low_latency=True`` only)."""
+        return None if self._lane_reader is None else self._lane_reader.stats
+
+    def poll_batch(self, timeout: float = 1.0, max_records: int | None = None) -> list[ColumnBatch]:
+        if not self._low_latency:
+            return super().poll_batch(timeout, max_records)
+        if self._closed:
+            raise ClientClosedError("consumer is closed")
+        self._maybe_rebalance()
+        reader = self._lane_reader
+        if reader is None:  # nothing owned now
+            time.sleep(max(0.0, timeout))
+            return []
+        batches = reader.poll_batch(timeout, max_records)
+        self._positions.update(reader.positions())
+        return batches
+
+    def poll(self, timeout: float = 1.0, max_records: int | None = None) -> list[Message]:
+        if not self._low_latency:
+            return super().poll(timeout, max_records)
+        return [m for b in self.poll_batch(timeout, max_records) for m in b.messages()]
+
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        if not self._low_latency:
+            super().seek(topic, partition, offset)
+            return
+        if (topic, partition) not in self.assignment():
+            raise NotAssignedError(topic, partition)
+        self._positions[(topic, partition)] = offset
+        self._restart_lane_reader()
 
     def assignment(self) -> list[TopicPartition]:
         self._maybe_rebalance()
@@ -609,6 +676,9 @@ class CoordinatedKafkaConsumer(KafkaConsumer):
         return found[(topic, partition)][0] if found else None
 
     def close(self) -> None:
+        if self._lane_reader is not None:
+            self._lane_reader.close()
+            self._lane_reader = None
         if not self._closed and self._member_id is not None:
             self._coordinator.leave(self._member_id)
         super().close()

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,7 +27,6 @@ from plait.fastlane.consumer import LowLatencyConsumer, LowLatencyStats
 from plait.fastlane.errors import FastLaneUrlError
 from plait.fastlane.kafka_log import KafkaLogSource
 from plait.fastlane.nats import NatsFastLane
-from plait.protocol.records import encode_batch
 
 from .lanes import (
     Backend,
@@ -345,3 +345,67 @@ def test_a_new_consumer_decodes_its_first_lane_message_without_a_stall(
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert float(done.stdout.strip().splitlines()[-1]) < 0.05
+
+
+def test_group_members_take_the_lane_and_a_survivor_resumes_from_commits(
+    broker: ServeProcess, nats: NatsServer, tmp_path: Path
+) -> None:
+    """kafka:// with plait's groups (meta=) and low_latency=True: the members split the
+    partitions, read them through the lane, commit fenced offsets; when one leaves the
+    other resumes its partitions from what it committed, nothing lost or repeated."""
+    meta = f"sqlite:{tmp_path / 'meta.sqlite'}"
+    lanes = [NatsFastLane([nats.url], reconnect_wait=0.05) for _ in range(2)]
+    for lane in lanes:
+        assert lane.wait_connected(10)
+    c1 = plait.connect(f"kafka://{broker.bootstrap}", meta=meta, fastlane=lanes[0])
+    c2 = plait.connect(f"kafka://{broker.bootstrap}", meta=meta, fastlane=lanes[1])
+    assert isinstance(c1, KafkaClient) and isinstance(c2, KafkaClient)
+    try:
+        new_topic(c1, "shared", 4)
+        a = c1.consumer(["shared"], group="g", low_latency=True, auto_offset_reset="earliest")
+        b = c2.consumer(["shared"], group="g", low_latency=True, auto_offset_reset="earliest")
+        wait_until(lambda: len(a.assignment()) == 2 and len(b.assignment()) == 2,
+                   what="two partitions each")
+        produced: Delivered = {p: [] for p in range(4)}
+        with c1.producer(linger_ms=1) as producer:
+            for i in range(40):
+                ids = range(i * 50, i * 50 + 50)
+                produce(producer, "shared", i % 4, ids)
+                produced[i % 4].extend(ids)
+        got: Delivered = {}
+
+        def drain(members: list[Any], total: int) -> None:
+            deadline = time.monotonic() + 20
+            while sum(map(len, got.values())) < total and time.monotonic() < deadline:
+                for member in members:
+                    for batch in member.poll_batch(0.05):
+                        got.setdefault(batch.partition, []).extend(
+                            int(v) for v in batch.values.to_pylist())
+                    member.commit()
+
+        drain([a, b], 2000)
+        assert_exactly_once_in_order(produced, got)
+        lane_events = [m.lane_stats.lane_events for m in (a, b)]
+        assert sum(lane_events) > 0, lane_events  # the lane did (most of) the work
+        a.close()
+        wait_until(lambda: len(b.assignment()) == 4, what="b to own every partition")
+        with c1.producer(linger_ms=1) as producer:
+            for i in range(40, 60):
+                ids = range(i * 50, i * 50 + 50)
+                produce(producer, "shared", i % 4, ids)
+                produced[i % 4].extend(ids)
+        drain([b], 3000)
+        assert_exactly_once_in_order(produced, got)
+        assert {p: b.committed("shared", p) for p in range(4)} == {
+            p: len(produced[p]) for p in range(4)}
+        b.close()
+    finally:
+        c1.close()
+        c2.close()
+
+
+def test_low_latency_on_kafka_needs_plait_groups(broker: ServeProcess, nats: NatsServer) -> None:
+    lane = NatsFastLane([nats.url])
+    with plait.connect(f"kafka://{broker.bootstrap}", fastlane=lane) as client:
+        with pytest.raises(ClientError, match="low_latency_consumer"):
+            client.consumer(["anything"], group="g", low_latency=True)
