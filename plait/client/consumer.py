@@ -16,8 +16,7 @@ Contract:
 - ``low_latency=True`` (with ``plait.connect(..., fastlane=...)``) reads the owned
   partitions through the two-path consumer (plait.fastlane.consumer): events as soon as
   the lane pushes them, the log filling any gap, the same order and exactly-once
-  positions; membership, rebalancing and fenced commits stay as above. Events read this
-  way carry no record headers (the lane's columnar decode does not keep them).
+  positions; membership, rebalancing and fenced commits stay as above.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from plait.client.errors import ClientClosedError, ClientError, NotAssignedError
 from plait.client.messages import ColumnBatch, Message
 from plait.log.errors import OffsetOutOfRangeError, PartitionOutOfRangeError
 from plait.protocol.batch_header import iter_batches
-from plait.protocol.records import decode_columns, iter_records
+from plait.protocol.records import decode_columns, headers_at
 
 if TYPE_CHECKING:
     from plait.client.connect import EmbeddedClient
@@ -288,13 +287,7 @@ class Consumer:
             return None
         headers = None
         if cols.records_with_headers:
-            # Rare path: headers are not part of the columnar decode, so take them
-            # from the reference decoder for exactly the records being returned.
-            wanted = set(offsets[lo:hi].tolist())
-            by_offset = {
-                r.offset: tuple(r.headers) for r in iter_records(data) if r.offset in wanted
-            }
-            headers = [by_offset.get(o, ()) for o in offsets[lo:hi].tolist()]
+            headers = headers_at(data, offsets[lo:hi].tolist())
         batch = ColumnBatch(
             tp[0],
             tp[1],

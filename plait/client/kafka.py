@@ -86,23 +86,25 @@ def column_batches(messages: Iterable[Any]) -> list[ColumnBatch]:
     """librdkafka's messages (events only) as one ColumnBatch per partition.
 
     Each batch keeps its partition's events in the order they were consumed (offset
-    order); partitions come in the order of their first event. Headers are not carried,
-    as with the embedded log's columnar reads.
+    order); partitions come in the order of their first event. Record headers are
+    carried when some event of the batch has any, as the embedded consumer does.
     """
     by_partition: dict[TopicPartition, list[Any]] = {}
     for m in messages:
         by_partition.setdefault((m.topic(), m.partition()), []).append(m)
-    return [
-        ColumnBatch(
+    out = []
+    for (t, p), ms in by_partition.items():
+        headers = [tuple(m.headers() or ()) for m in ms]
+        out.append(ColumnBatch(
             t,
             p,
             np.array([m.offset() for m in ms], dtype=np.int64),
             np.array([m.timestamp()[1] for m in ms], dtype=np.int64),
             pa.array([m.key() for m in ms], type=pa.binary()),
             pa.array([m.value() for m in ms], type=pa.binary()),
-        )
-        for (t, p), ms in by_partition.items()
-    ]
+            headers if any(headers) else None,
+        ))
+    return out
 
 
 class KafkaClient:
@@ -526,8 +528,7 @@ class CoordinatedKafkaConsumer(KafkaConsumer):
 
     ``low_latency=True`` (with ``fastlane=`` at connect time) reads the owned partitions
     through the remote two-path consumer (``KafkaClient.low_latency_consumer``), made
-    anew from the positions at each rebalance and seek; events read this way carry no
-    record headers.
+    anew from the positions at each rebalance and seek.
     """
 
     def __init__(

@@ -46,7 +46,7 @@ from plait.fastlane.errors import FastLaneClosedError, InvalidSubjectError
 from plait.fastlane.interface import BatchCallback, FastLane, Subscription
 from plait.fastlane.logsource import Columns, EmbeddedLogSource, LogSource, PartitionLog
 from plait.protocol.records import ColumnBatch as DecodedColumns
-from plait.protocol.records import decode_columns, warm_decoder
+from plait.protocol.records import decode_columns, headers_at, warm_decoder
 
 if TYPE_CHECKING:
     from plait.client.connect import EmbeddedClient
@@ -78,6 +78,7 @@ class _LaneMsg:
     last: int
     data: bytes
     cols: DecodedColumns | None = None
+    headers: list[tuple[tuple[str, bytes | None], ...]] | None = None
 
 
 @dataclass(eq=False)
@@ -300,9 +301,11 @@ class LowLatencyConsumer:
                 st.lane_lost = True
                 return None
             msg.cols = cols
+            if cols.records_with_headers:
+                msg.headers = headers_at(msg.data, cols.offsets.tolist())
             if msg.base < st.next:
                 self.stats.trimmed_messages += 1
-        batch = _slice(st.tp, msg.cols, st.next, budget)
+        batch = _slice(st.tp, msg.cols, st.next, budget, msg.headers)
         if batch is None or batch.next_offset > msg.last:
             self._discard(st.pending.pop(0))
         if batch is None:
@@ -318,7 +321,8 @@ class LowLatencyConsumer:
         got = st.log.read(st.next)
         if got is None:
             return None  # a remote source is fetching; it wakes us when data is here
-        batch = _slice(st.tp, got.columns, st.next, budget) if got.columns is not None else None
+        batch = (_slice(st.tp, got.columns, st.next, budget, got.headers)
+                 if got.columns is not None else None)
         if batch is None:
             # No event in [next, end): control records, a compaction gap, retention.
             if got.end <= st.next:
@@ -373,8 +377,10 @@ def _decode_checked(msg: _LaneMsg) -> DecodedColumns | None:
     return cols
 
 
-def _slice(tp: TopicPartition, cols: Columns, start: int, limit: int) -> ColumnBatch | None:
-    """The events of ``cols`` at offsets >= ``start``, at most ``limit``; None if none."""
+def _slice(tp: TopicPartition, cols: Columns, start: int, limit: int,
+           headers: list[tuple[tuple[str, bytes | None], ...]] | None = None) -> ColumnBatch | None:
+    """The events of ``cols`` at offsets >= ``start``, at most ``limit``; None if none.
+    ``headers`` (per row of ``cols``, or None when no event has any) are sliced alike."""
     offsets = np.asarray(cols.offsets)
     lo = int(np.searchsorted(offsets, start, side="left"))
     hi = min(len(offsets), lo + limit)
@@ -383,4 +389,5 @@ def _slice(tp: TopicPartition, cols: Columns, start: int, limit: int) -> ColumnB
     return ColumnBatch(
         tp[0], tp[1], offsets[lo:hi], np.asarray(cols.timestamps)[lo:hi],
         cols.keys.slice(lo, hi - lo), cols.values.slice(lo, hi - lo),
+        None if headers is None else headers[lo:hi],
     )

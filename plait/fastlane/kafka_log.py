@@ -211,7 +211,7 @@ class KafkaLogSource:
             if freed:
                 self._lock.notify_all()  # room for the fetcher again
             if chunks and chunks[0].start <= offset:
-                return LogRead(chunks[0].cols, chunks[0].end)
+                return LogRead(chunks[0].cols, chunks[0].end, chunks[0].cols.headers)
             if part.want is not None and part.want <= offset and not chunks:
                 return None  # fetching a range that reaches ``offset``: wait for it
             # Not fetching, or (never expected) data that does not reach back to
@@ -363,4 +363,5 @@ def _from_offset(cols: ColumnBatch, start: int) -> ColumnBatch | None:
     first = int(keep.argmax())
     n = len(cols) - first
     return ColumnBatch(cols.topic, cols.partition, cols.offsets[first:], cols.timestamps[first:],
-                       cols.keys.slice(first, n), cols.values.slice(first, n))
+                       cols.keys.slice(first, n), cols.values.slice(first, n),
+                       None if cols.headers is None else cols.headers[first:])

@@ -35,7 +35,7 @@ import pyarrow as pa
 
 from plait.log.errors import OffsetOutOfRangeError
 from plait.protocol.batch_header import iter_batches
-from plait.protocol.records import decode_columns
+from plait.protocol.records import decode_columns, headers_at
 
 if TYPE_CHECKING:
     from plait.log import Log, Partition
@@ -68,11 +68,13 @@ class LogRead:
     may also hold events below ``offset`` (a stored batch starts where it starts), which
     callers skip. None means the range has no events at all: control records, a
     compaction gap, or events that retention removed. ``end > offset`` for a
-    well-formed log; a caller never moves backwards on a smaller one.
+    well-formed log; a caller never moves backwards on a smaller one. ``headers``, when
+    some event has any, holds each row's record headers (``()`` for none).
     """
 
     columns: Columns | None
     end: int
+    headers: list[tuple[tuple[str, bytes | None], ...]] | None = None
 
 
 @runtime_checkable
@@ -150,7 +152,8 @@ class EmbeddedPartitionLog:
         cols = decode_columns(data)
         offsets = cols.offsets
         if len(offsets) and int(offsets[-1]) >= offset:
-            return LogRead(cols, int(offsets[-1]) + 1)
+            headers = headers_at(data, offsets.tolist()) if cols.records_with_headers else None
+            return LogRead(cols, int(offsets[-1]) + 1, headers)
         # No event at or past ``offset``: only control records or a compaction gap.
         # Step past the batches read, by their headers (control records are not decoded).
         end = max((h.next_offset for _, h in iter_batches(data)), default=offset)

@@ -652,6 +652,15 @@ _ERROR_TEXT = {
 }
 
 
+def headers_at(buf: Buffer, offsets: Sequence[int]) -> list[tuple[tuple[str, bytes | None], ...]]:
+    """The headers of the records at ``offsets`` in ``buf``, in that order (``()`` for a
+    record without any). :func:`decode_columns` does not decode headers; a columnar read
+    whose batch counts ``records_with_headers`` takes them from here (the rare path)."""
+    wanted = set(offsets)
+    found = {r.offset: tuple(r.headers) for r in iter_records(buf) if r.offset in wanted}
+    return [found.get(o, ()) for o in offsets]
+
+
 _WARM: list[bool] = []
 
 

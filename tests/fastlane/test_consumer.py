@@ -7,6 +7,7 @@ import time
 import pytest
 
 from plait.client.connect import EmbeddedClient
+from plait.client.messages import Message
 from plait.fastlane.consumer import LowLatencyConsumer
 from plait.fastlane.inproc import InProcFastLane
 from plait.fastlane.publisher import attach
@@ -255,4 +256,43 @@ def test_control_batches_are_stepped_over_on_both_paths(
         collect(consumer, base + 20, into=got)
     assert_exactly_once_in_order({0: list(range(40))}, got)
     assert consumer.stats.lane_events == 20 and consumer.stats.log_events == 20
+    detach()
+
+
+def test_record_headers_arrive_on_both_paths(backend: Backend, client: EmbeddedClient) -> None:
+    """A traceparent in the headers survives the lane and the log alike (the columnar
+    decode skips headers; the consumer takes them from the records that carry some)."""
+    client.create_topic("t", 1)
+    detach = attach(client.log, backend.open())
+    consumer = LowLatencyConsumer(client, [("t", 0)], backend.open(), start="latest",
+                                  fallback_after=2.0)
+
+    def send(values: range) -> None:
+        with client.producer() as producer:
+            for i in values:
+                headers = [("traceparent", b"00-%032x-%016x-01" % (i, i))] if i % 2 else []
+                producer.send("t", str(i).encode(), partition=0, headers=headers)
+
+    def expected(i: int) -> tuple[tuple[str, bytes | None], ...]:
+        return (("traceparent", b"00-%032x-%016x-01" % (i, i)),) if i % 2 else ()
+
+    def poll_messages(n: int) -> list[Message]:
+        got: list[Message] = []
+        deadline = time.monotonic() + 10
+        while len(got) < n and time.monotonic() < deadline:
+            got += consumer.poll(0.1)
+        return got
+
+    send(range(10))
+    lane_msgs = poll_messages(10)
+    assert consumer.stats.lane_events == 10 and consumer.stats.log_events == 0
+    assert [(int(m.value), m.headers) for m in lane_msgs] == [(i, expected(i)) for i in range(10)]
+
+    backend.down()  # the log serves the rest
+    send(range(10, 20))
+    log_msgs = poll_messages(10)
+    assert consumer.stats.log_events == 10
+    assert [(int(m.value), m.headers) for m in log_msgs] == [(i, expected(i)) for i in range(10, 20)]
+    backend.up()
+    consumer.close()
     detach()

@@ -409,3 +409,24 @@ def test_low_latency_on_kafka_needs_plait_groups(broker: ServeProcess, nats: Nat
     with plait.connect(f"kafka://{broker.bootstrap}", fastlane=lane) as client:
         with pytest.raises(ClientError, match="low_latency_consumer"):
             client.consumer(["anything"], group="g", low_latency=True)
+
+
+def test_record_headers_arrive_through_the_lane(remote: KafkaClient) -> None:
+    new_topic(remote, "traced", 1)
+    consumer = remote.low_latency_consumer(["traced"], start="earliest", fallback_after=5.0)
+    lane = remote.fastlane
+    assert isinstance(lane, NatsFastLane) and lane._nc is not None
+    lane._call(lane._nc.flush(timeout=5), timeout=6)  # the server has the subscription
+    with remote.producer(linger_ms=1) as producer:
+        for i in range(6):
+            headers = [("traceparent", b"t-%d" % i)] if i % 2 else []
+            producer.send("traced", b"%d" % i, partition=0, headers=headers)
+        producer.flush(10)
+    got: list[Any] = []
+    deadline = time.monotonic() + 10
+    while len(got) < 6 and time.monotonic() < deadline:
+        got += consumer.poll(0.1)
+    assert [(m.value, m.headers) for m in got] == [
+        (b"%d" % i, (("traceparent", b"t-%d" % i),) if i % 2 else ()) for i in range(6)]
+    assert consumer.stats.lane_events == 6
+    consumer.close()

@@ -77,3 +77,23 @@ def test_send_batch_to_an_unknown_topic_fails_before_queuing(client: KafkaClient
     with pytest.raises(UnknownTopicError):
         producer.send_batch("nowhere", [b"x"])
     producer.close()
+
+
+def test_poll_batch_carries_record_headers(client: KafkaClient) -> None:
+    client.create_topic("traced", 1)
+    producer = client.producer()
+    for i in range(4):
+        headers = [("traceparent", b"t-%d" % i)] if i % 2 else []
+        producer.send("traced", b"v%d" % i, partition=0, headers=headers)
+    producer.flush(10)
+    consumer = client.consumer(auto_offset_reset="earliest")
+    consumer.assign([("traced", 0)])
+    batches = []
+    deadline = time.monotonic() + 20
+    while sum(len(b) for b in batches) < 4 and time.monotonic() < deadline:
+        batches += consumer.poll_batch(timeout=1.0)
+    rows = [(m.value, m.headers) for b in batches for m in b.messages()]
+    assert rows == [(b"v0", ()), (b"v1", (("traceparent", b"t-1"),)),
+                    (b"v2", ()), (b"v3", (("traceparent", b"t-3"),))]
+    consumer.close()
+    producer.close()
