@@ -94,7 +94,8 @@ def column_batches(messages: Iterable[Any]) -> list[ColumnBatch]:
         by_partition.setdefault((m.topic(), m.partition()), []).append(m)
     out = []
     for (t, p), ms in by_partition.items():
-        headers = [tuple(m.headers() or ()) for m in ms]
+        raw_headers = [m.headers() for m in ms]  # None for most events
+        headers = [tuple(h or ()) for h in raw_headers] if any(raw_headers) else None
         out.append(ColumnBatch(
             t,
             p,
@@ -102,7 +103,7 @@ def column_batches(messages: Iterable[Any]) -> list[ColumnBatch]:
             np.array([m.timestamp()[1] for m in ms], dtype=np.int64),
             pa.array([m.key() for m in ms], type=pa.binary()),
             pa.array([m.value() for m in ms], type=pa.binary()),
-            headers if any(headers) else None,
+            headers,
         ))
     return out
 
