@@ -90,6 +90,24 @@ def test_invalid_topic_names(log: Log, name: str) -> None:
     assert repr(name) in str(info.value)
 
 
+def test_topic_listeners_hear_each_created_topic_until_removed(log: Log) -> None:
+    heard: list[tuple[str, int]] = []
+
+    def listener(name: str) -> None:
+        # Called before create_topic returns, with the topic already usable.
+        heard.append((name, log.describe(name).partitions))
+
+    log.add_topic_listener(listener)
+    log.create_topic("first", 2)
+    with pytest.raises(TopicExistsError):
+        log.create_topic("first", 2)  # no topic made, nothing heard
+    log.create_topic("second", 1)
+    log.remove_topic_listener(listener)
+    log.remove_topic_listener(listener)  # removing twice is harmless
+    log.create_topic("third", 1)
+    assert heard == [("first", 2), ("second", 1)]
+
+
 def test_valid_edge_names_and_bad_partition_count(log: Log) -> None:
     log.create_topic("a" * 249, 1)
     log.create_topic(".lock", 1)   # a legal Kafka name; topics live apart from our files
