@@ -623,12 +623,16 @@ class CoordinatedKafkaConsumer(KafkaConsumer):
             return super().poll_batch(timeout, max_records)
         if self._closed:
             raise ClientClosedError("consumer is closed")
+        deadline = time.monotonic() + max(0.0, timeout)
         self._maybe_rebalance()
+        while self._lane_reader is None:  # nothing owned now: watch for a rebalance
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return []
+            time.sleep(min(0.05, left))
+            self._maybe_rebalance()
         reader = self._lane_reader
-        if reader is None:  # nothing owned now
-            time.sleep(max(0.0, timeout))
-            return []
-        batches = reader.poll_batch(timeout, max_records)
+        batches = reader.poll_batch(max(0.0, deadline - time.monotonic()), max_records)
         self._positions.update(reader.positions())
         return batches
 
