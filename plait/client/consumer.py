@@ -225,13 +225,17 @@ class Consumer:
             self._wakeup.wait(remaining)
 
     def _poll_lane(self, timeout: float, limit: int) -> list[ColumnBatch]:
-        self._wakeup.clear()
+        deadline = time.monotonic() + max(0.0, timeout)
         self._maybe_rebalance()
+        while self._lane_reader is None:  # nothing owned now: watch for a rebalance
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return []
+            self._wakeup.clear()
+            self._wakeup.wait(min(0.05, left))
+            self._maybe_rebalance()
         reader = self._lane_reader
-        if reader is None:  # nothing owned (yet): wait as the log-polling path would
-            self._wakeup.wait(max(0.0, timeout))
-            return []
-        batches = reader.poll_batch(timeout, limit)
+        batches = reader.poll_batch(max(0.0, deadline - time.monotonic()), limit)
         self._positions.update(reader.positions())
         return batches
 
