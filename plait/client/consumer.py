@@ -225,19 +225,17 @@ class Consumer:
             self._wakeup.wait(remaining)
 
     def _poll_lane(self, timeout: float, limit: int) -> list[ColumnBatch]:
-        deadline = time.monotonic() + max(0.0, timeout)
-        self._maybe_rebalance()
-        while self._lane_reader is None:  # nothing owned now: watch for a rebalance
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return []
-            self._wakeup.clear()
-            self._wakeup.wait(min(0.05, left))
+        from plait.fastlane.consumer import poll_as_member
+
+        def current_reader() -> LowLatencyConsumer | None:
             self._maybe_rebalance()
-        reader = self._lane_reader
-        batches = reader.poll_batch(max(0.0, deadline - time.monotonic()), limit)
-        self._positions.update(reader.positions())
-        return batches
+            return self._lane_reader
+
+        def idle(seconds: float) -> None:
+            self._wakeup.clear()
+            self._wakeup.wait(seconds)
+
+        return poll_as_member(current_reader, idle, self._positions, timeout, limit)
 
     def poll(self, timeout: float = 1.0, max_records: int | None = None) -> list[Message]:
         """Like poll_batch, but one Message per event."""

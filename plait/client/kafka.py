@@ -623,18 +623,13 @@ class CoordinatedKafkaConsumer(KafkaConsumer):
             return super().poll_batch(timeout, max_records)
         if self._closed:
             raise ClientClosedError("consumer is closed")
-        deadline = time.monotonic() + max(0.0, timeout)
-        self._maybe_rebalance()
-        while self._lane_reader is None:  # nothing owned now: watch for a rebalance
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return []
-            time.sleep(min(0.05, left))
+        from plait.fastlane.consumer import poll_as_member
+
+        def current_reader() -> LowLatencyConsumer | None:
             self._maybe_rebalance()
-        reader = self._lane_reader
-        batches = reader.poll_batch(max(0.0, deadline - time.monotonic()), max_records)
-        self._positions.update(reader.positions())
-        return batches
+            return self._lane_reader
+
+        return poll_as_member(current_reader, time.sleep, self._positions, timeout, max_records)
 
     def poll(self, timeout: float = 1.0, max_records: int | None = None) -> list[Message]:
         if not self._low_latency:

@@ -34,7 +34,7 @@ import bisect
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Self
 
@@ -363,6 +363,31 @@ class LowLatencyConsumer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def poll_as_member(
+    current_reader: Callable[[], LowLatencyConsumer | None],
+    idle: Callable[[float], None],
+    positions: dict[TopicPartition, int],
+    timeout: float,
+    max_records: int | None,
+) -> list[ColumnBatch]:
+    """One poll of a group member that reads through a two-path reader (the embedded and
+    the kafka:// consumers with ``low_latency=True``). ``current_reader`` adopts any
+    rebalance and returns the reader of the owned partitions (None when none are owned,
+    then ``idle(seconds)`` waits a little before asking again); the reader's positions
+    are copied into ``positions``, which the member commits."""
+    deadline = time.monotonic() + max(0.0, timeout)
+    reader = current_reader()
+    while reader is None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return []
+        idle(min(0.05, left))
+        reader = current_reader()
+    batches = reader.poll_batch(max(0.0, deadline - time.monotonic()), max_records)
+    positions.update(reader.positions())
+    return batches
 
 
 def _decode_checked(msg: _LaneMsg) -> DecodedColumns | None:
