@@ -430,3 +430,29 @@ def test_record_headers_arrive_through_the_lane(remote: KafkaClient) -> None:
         (b"%d" % i, (("traceparent", b"t-%d" % i),) if i % 2 else ()) for i in range(6)]
     assert consumer.stats.lane_events == 6
     consumer.close()
+
+
+def test_fetched_data_waiting_for_the_reader_stays_under_its_cap(remote: KafkaClient) -> None:
+    """A 2 MB history read through a 64 KiB buffer: the fetcher stops polling while the
+    buffer is full, and every event still arrives once, in order."""
+    new_topic(remote, "backlog", 1)
+    produce(remote, "backlog", 0, range(20_000), size=100)
+    cap = 64 << 10
+    consumer = remote.low_latency_consumer(["backlog"], start="earliest", fallback_after=0.05,
+                                           max_buffer_bytes=cap, max_poll_records=500)
+    source = consumer.log_source
+    assert isinstance(source, KafkaLogSource)
+    got: Delivered = {}
+    peak = 0
+    deadline = time.monotonic() + 30
+    while sum(map(len, got.values())) < 20_000 and time.monotonic() < deadline:
+        peak = max(peak, source._buffered)
+        for batch in consumer.poll_batch(0.2, max_records=500):
+            got.setdefault(batch.partition, []).extend(
+                int(v) for v in batch.values.to_pylist())
+        time.sleep(0.001)  # a slow reader: the fetcher has to wait for room
+    assert_exactly_once_in_order({0: list(range(20_000))}, got)
+    # Past the cap the fetcher stops; one poll's worth may land on top: 500 events of
+    # 100 bytes, 16 bytes of bookkeeping each, and the key and value offsets (8 each).
+    assert 0 < peak <= cap + 500 * (100 + 16 + 8) + 1024, peak
+    consumer.close()
