@@ -295,6 +295,10 @@ def bench_latency(fastlane: str, meta: str | None, rate: float, events: int, siz
     two_path = path == "two-path"
     if bootstrap is not None and two_path and fastlane.startswith("inproc"):
         raise click.UsageError("--bootstrap needs a NATS lane: --fastlane nats or nats://host:port")
+    if bootstrap not in (None, "serve") and two_path and fastlane == "nats":
+        # a nats-server started now is not the one that broker publishes on
+        raise click.UsageError("--bootstrap HOST:PORT needs the lane that broker publishes on: "
+                               "--fastlane nats://host:port")
     with tempfile.TemporaryDirectory(prefix="plait-nats-") as tmp, _lane_url(
         fastlane, Path(tmp), needed=peer or two_path) as (url, server_pid), \
             _broker(bootstrap, url if two_path else None, fsync, Path(tmp)) as (bs, broker_pid), \

@@ -308,19 +308,25 @@ class Consumer:
 
     def seek(self, topic: str, partition: int, offset: int) -> None:
         """Read ``topic[partition]`` from ``offset`` next (clamped to the log's range)."""
-        tp = self._owned(topic, partition)
-        part = self._partitions[tp]
-        self._positions[tp] = min(max(offset, part.log_start_offset), part.log_end_offset)
-        if self._low_latency:
-            self._restart_lane_reader()
+        self._seek_many({(topic, partition): offset})
 
     def seek_to_beginning(self, partitions: Iterable[TopicPartition] | None = None) -> None:
-        for tp in list(partitions) if partitions is not None else list(self._positions):
-            self.seek(tp[0], tp[1], self._partitions[self._owned(*tp)].log_start_offset)
+        chosen = list(partitions) if partitions is not None else list(self._positions)
+        self._seek_many({tp: self._partitions[self._owned(*tp)].log_start_offset for tp in chosen})
 
     def seek_to_end(self, partitions: Iterable[TopicPartition] | None = None) -> None:
-        for tp in list(partitions) if partitions is not None else list(self._positions):
-            self.seek(tp[0], tp[1], self._partitions[self._owned(*tp)].log_end_offset)
+        chosen = list(partitions) if partitions is not None else list(self._positions)
+        self._seek_many({tp: self._partitions[self._owned(*tp)].log_end_offset for tp in chosen})
+
+    def _seek_many(self, offsets: dict[TopicPartition, int]) -> None:
+        """Move positions (clamped to each log's range); a low-latency reader is rebuilt
+        once for all of them."""
+        for (topic, partition), offset in offsets.items():
+            tp = self._owned(topic, partition)
+            part = self._partitions[tp]
+            self._positions[tp] = min(max(offset, part.log_start_offset), part.log_end_offset)
+        if self._low_latency and offsets:
+            self._restart_lane_reader()
 
     def committed(self, topic: str, partition: int) -> int | None:
         if self._coordinator is None:

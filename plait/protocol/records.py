@@ -23,6 +23,7 @@ Contracts:
 
 from __future__ import annotations
 
+import functools
 import struct
 import time
 from collections.abc import Iterator, Sequence
@@ -661,9 +662,7 @@ def headers_at(buf: Buffer, offsets: Sequence[int]) -> list[tuple[tuple[str, byt
     return [found.get(o, ()) for o in offsets]
 
 
-_WARM: list[bool] = []
-
-
+@functools.cache
 def warm_decoder() -> None:
     """Load :func:`decode_columns`' compiled kernels now (once per process).
 
@@ -672,9 +671,7 @@ def warm_decoder() -> None:
     low-latency consumer decoding its first lane message) would stall every event
     queued behind it for that long; paying at construction keeps the stream smooth.
     """
-    if not _WARM:
-        decode_columns(encode_batch([(None, b"warm", 0, [])]))
-        _WARM.append(True)
+    decode_columns(encode_batch([(None, b"warm", 0, [])]))
 
 
 def decode_columns(

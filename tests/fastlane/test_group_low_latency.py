@@ -86,6 +86,11 @@ def test_seek_reads_again_from_the_offset(backend: Backend, tmp_path: Path) -> N
         consumer.seek("g", 0, 45)
         again = [int(v) for b in consumer.poll_batch(5) for v in b.values.to_pylist()]
         assert again == list(range(45, 50))
+        consumer.seek_to_beginning()
+        replay: list[int] = []
+        while len(replay) < 50 and time.monotonic() < deadline:
+            replay += [int(v) for b in consumer.poll_batch(0.1) for v in b.values.to_pylist()]
+        assert replay == list(range(50))
         consumer.close()
 
 

@@ -59,3 +59,6 @@ def test_bench_through_a_broker_it_starts(nats: NatsServer, path: str) -> None:
 def test_bench_through_a_broker_needs_a_nats_lane() -> None:
     result = CliRunner().invoke(bench_latency, ["--bootstrap", "serve", "--fastlane", "inproc"])
     assert result.exit_code == 2 and "NATS lane" in result.output
+    # a broker given by address publishes on its own lane, not on one started for the run
+    result = CliRunner().invoke(bench_latency, ["--bootstrap", "127.0.0.1:9", "--fastlane", "nats"])
+    assert result.exit_code == 2 and "--fastlane nats://host:port" in result.output

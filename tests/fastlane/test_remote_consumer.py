@@ -279,9 +279,9 @@ def test_nats_killed_and_restarted_mid_stream(broker: ServeProcess, nats: NatsSe
 
 
 def test_without_a_lane_there_is_no_low_latency_consumer(broker: ServeProcess) -> None:
-    with plait.connect(f"kafka://{broker.bootstrap}") as client:
-        with pytest.raises(ClientError, match="needs plait.connect"):
-            client.low_latency_consumer(["anything"])
+    with plait.connect(f"kafka://{broker.bootstrap}") as client, \
+            pytest.raises(ClientError, match="needs plait.connect"):
+        client.low_latency_consumer(["anything"])
     with pytest.raises(FastLaneUrlError):
         plait.connect(f"kafka://{broker.bootstrap}", fastlane="kafka://nope:1")
 
@@ -406,9 +406,9 @@ def test_group_members_take_the_lane_and_a_survivor_resumes_from_commits(
 
 def test_low_latency_on_kafka_needs_plait_groups(broker: ServeProcess, nats: NatsServer) -> None:
     lane = NatsFastLane([nats.url])
-    with plait.connect(f"kafka://{broker.bootstrap}", fastlane=lane) as client:
-        with pytest.raises(ClientError, match="low_latency_consumer"):
-            client.consumer(["anything"], group="g", low_latency=True)
+    with plait.connect(f"kafka://{broker.bootstrap}", fastlane=lane) as client, \
+            pytest.raises(ClientError, match="low_latency_consumer"):
+        client.consumer(["anything"], group="g", low_latency=True)
 
 
 def test_record_headers_arrive_through_the_lane(remote: KafkaClient) -> None:
