@@ -236,12 +236,21 @@ class Pipeline:
             if batch is None:
                 return []
             start = done
-        for step in self.steps[start:]:
+        steps = self.steps
+        i = start
+        while i < len(steps):
+            step = steps[i]
             if isinstance(batch, RawBatch) and not isinstance(step, Decode):
                 raise SchemaError(
                     f"{step.name}: records were never decoded; add .decode(schema) first"
                 )
-            batch = step.apply(batch, self._ctx)
+            nxt = steps[i + 1] if i + 1 < len(steps) else None
+            if isinstance(step, Decode) and isinstance(nxt, Filter):
+                batch, filtered = step.apply_filtered(batch, self._ctx, nxt)
+                i += 2 if filtered else 1
+            else:
+                batch = step.apply(batch, self._ctx)
+                i += 1
             if batch is None:
                 return []
         if isinstance(batch, RawBatch):

@@ -96,6 +96,9 @@ class Decode(Step):
     format: str = "json"
     name = "decode"
 
+    def __post_init__(self) -> None:
+        self._checked: set[str] = set()  # filter texts known to compile on this output
+
     def apply(self, batch: Any, ctx: Context) -> pa.RecordBatch | None:
         if not isinstance(batch, RawBatch):
             raise SchemaError(
@@ -104,6 +107,27 @@ class Decode(Step):
         res = ctx.engines.pick("decode", len(batch.values)).decode(
             batch.values, self.schema, self.format
         )
+        return self._with_offsets(batch, res, ctx)
+
+    def apply_filtered(
+        self, batch: Any, ctx: Context, flt: Filter
+    ) -> tuple[pa.RecordBatch | None, bool]:
+        """Decode, and apply the next step, filter ``flt``, in the same pass where the
+        engine can (then True: the filter is done). Why: rows the filter drops are then
+        never built as Arrow columns, which is most of a small batch's cost."""
+        if not isinstance(batch, RawBatch):
+            return self.apply(batch, ctx), False
+        engine = ctx.engines.pick("decode", len(batch.values))
+        decode_where = getattr(engine, "decode_where", None)
+        if decode_where is None:
+            return self.apply(batch, ctx), False
+        if flt.text not in self._checked:  # the filter's own errors first, as it would raise
+            flt.expression(self.schema.arrow().append(pa.field(OFFSET, pa.int64())))
+            self._checked.add(flt.text)
+        res, filtered = decode_where(batch.values, self.schema, self.format, flt.text)
+        return self._with_offsets(batch, res, ctx), filtered
+
+    def _with_offsets(self, batch: RawBatch, res: Any, ctx: Context) -> pa.RecordBatch:
         if res.errors:
             ctx.reject(self.name, batch, res.errors)
         offs = pa.array(batch.offsets[res.good], type=pa.int64())
@@ -117,6 +141,10 @@ class Filter(Step):
 
     def __post_init__(self) -> None:
         self._cache = _ExprCache(self.text, "bool")
+
+    def expression(self, schema: pa.Schema) -> CompiledExpr:
+        """The filter compiled for batches of ``schema`` (raises its syntax or type error)."""
+        return self._cache.get(schema)
 
     def apply(self, batch: pa.RecordBatch, ctx: Context) -> pa.RecordBatch | None:
         expr = self._cache.get(batch.schema)

@@ -24,7 +24,7 @@ from typing import Literal, Protocol, runtime_checkable
 import pyarrow as pa
 
 from plait.errors import ConfigError
-from plait.process.cpu.decode import DecodeResult, decode_records
+from plait.process.cpu.decode import DecodeResult, decode_records, decode_records_where
 from plait.process.cpu.decrypt import DecryptResult, decrypt_cpu
 from plait.process.cpu.expr_compile import CompiledExpr
 from plait.process.cpu.match import match_cpu
@@ -78,6 +78,13 @@ class CpuEngine:
 
     def decode(self, values: Sequence[bytes], schema: Schema, fmt: str) -> DecodeResult:
         return decode_records(values, schema, fmt)
+
+    def decode_where(
+        self, values: Sequence[bytes], schema: Schema, fmt: str, where: str
+    ) -> tuple[DecodeResult, bool]:
+        """Decode and, where it can, filter in the same pass: (result, whether ``where``
+        was applied). Only the CPU engine has it; a pipeline's decode + filter use it."""
+        return decode_records_where(values, schema, fmt, where)
 
     def evaluate(self, expr: CompiledExpr, batch: pa.RecordBatch) -> pa.Array:
         return expr(batch)

@@ -20,7 +20,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from plait.process.cpu._lookup_numba import sorted_positions
 from plait.process.errors import EnrichError, SchemaError
+
+_EMPTY = np.zeros(0, dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -178,16 +181,13 @@ class ReferenceTable:
     def attach(self, batch: pa.RecordBatch, snap: _Snapshot, pos: pa.Array) -> pa.RecordBatch:
         """Append the snapshot's non-key columns at ``pos`` (row index, null: no match).
         Both engines end here, so their enriched batches are identical by construction."""
-        arrays = list(batch.columns)
-        names = list(batch.schema.names)
         for name, column in snap.values:
-            if name in names:
+            if name in batch.schema.names:
                 raise SchemaError(
                     f"enrich: reference column {name!r} already exists in the batch"
                 )
-            arrays.append(column.take(pos))
-            names.append(name)
-        return pa.RecordBatch.from_arrays(arrays, names=names)
+            batch = batch.append_column(name, column.take(pos))
+        return batch
 
 
 def _search_pays(probes: int, keys: int) -> bool:
@@ -215,6 +215,16 @@ class SortedIntIndex:
         ``pc.index_in`` gives, as int64)."""
         if isinstance(probe, pa.ChunkedArray):
             probe = probe.combine_chunks()
+        if probe.type == pa.int64():
+            bitmap, data = probe.buffers()
+            bits = _EMPTY if bitmap is None or not probe.null_count else np.frombuffer(bitmap, np.uint8)
+            x = np.frombuffer(data, np.int64, count=len(probe), offset=8 * probe.offset)
+            pos, found, missing = sorted_positions(self.sorted, self.order, x, bits, probe.offset)
+            return pa.Array.from_buffers(
+                pa.int64(), len(probe),
+                [pa.py_buffer(found) if missing else None, pa.py_buffer(pos)],
+                null_count=missing,
+            )  # fmt: skip
         valid = None
         if probe.null_count:
             valid = probe.is_valid().to_numpy(zero_copy_only=False)

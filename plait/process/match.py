@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from plait.process.cpu._match_numba import hit_lists
 from plait.process.errors import ProcessError
 from plait.protocol.records import binary_parts
 
@@ -56,19 +57,18 @@ def build_result(
     n: int, rec: np.ndarray, pid: np.ndarray, n_patterns: int
 ) -> MatchResult:
     """Turn (record index, pattern id) hit pairs, any order and with repeats, into the
-    result layout. Both engines end here, so their outputs are identical by construction."""
-    offsets = np.zeros(n + 1, dtype=np.int32)
-    if len(rec):
-        key = np.unique(rec.astype(np.int64) * n_patterns + pid.astype(np.int64))
-        pid_u = (key % n_patterns).astype(np.int32)
-        counts = np.bincount(key // n_patterns, minlength=n)
-        np.cumsum(counts, out=offsets[1:])
-        hit = counts > 0
-    else:  # the common case on a stream: no hit in the batch
-        pid_u = np.zeros(0, dtype=np.int32)
-        hit = np.zeros(n, dtype=bool)
-    ids = pa.ListArray.from_arrays(pa.array(offsets), pa.array(pid_u))
-    return MatchResult(ids, pa.array(hit))
+    result layout (pairs with a negative record are ignored). Both engines end here, so
+    their outputs are identical by construction."""
+    offsets, ids, bits = hit_lists(
+        np.ascontiguousarray(rec, dtype=np.int64), np.ascontiguousarray(pid, dtype=np.int32),
+        n, n_patterns,
+    )  # fmt: skip
+    values = pa.Array.from_buffers(pa.int32(), len(ids), [None, pa.py_buffer(ids)])
+    lists = pa.Array.from_buffers(
+        pa.list_(pa.int32()), n, [None, pa.py_buffer(offsets)], children=[values]
+    )
+    hit = pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(bits)])
+    return MatchResult(lists, hit)
 
 
 def string_buffers(

@@ -23,6 +23,7 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
+from plait.process.cpu.decode_where import cell_filter_for, decode_json_where
 from plait.process.cpu.fast_json import decode_json_fast
 from plait.process.schema import Schema
 
@@ -58,6 +59,11 @@ class _Decoders:
 
 _DECODERS = _Decoders()
 
+# Decode + filter in one pass pays on small batches (1k events: 475 vs 645 µs for
+# decode -> filter -> enrich -> match here); at 64k it was even, and at 1M slower (190 vs
+# 156-181 ms), where the plain path's thread-parallel string build wins.
+FUSED_MAX_ROWS = 65_536
+
 
 def decode_records(
     values: Sequence[bytes], schema: Schema, fmt: str = "json"
@@ -68,6 +74,21 @@ def decode_records(
         if fast is not None:
             return DecodeResult(*fast)
     return _per_record(values, schema, fmt)
+
+
+def decode_records_where(
+    values: Sequence[bytes], schema: Schema, fmt: str, where: str
+) -> tuple[DecodeResult, bool]:
+    """Decode ``values``, keeping only the rows where filter ``where`` is true when that can
+    be done on the decoder's cells (then True); otherwise every row (False), and the caller
+    filters. ``where`` must already have compiled against the decoded batch's schema."""
+    fits = fmt == "json" and len(values) <= FUSED_MAX_ROWS
+    program = cell_filter_for(schema, where) if fits else None
+    if program is not None:
+        fused = decode_json_where(values, schema, program, _per_record)
+        if fused is not None:
+            return DecodeResult(*fused[0]), fused[1]
+    return decode_records(values, schema, fmt), False
 
 
 def _per_record(values: Sequence[bytes], schema: Schema, fmt: str) -> DecodeResult:

@@ -234,6 +234,13 @@ class _Compiler:
         if set_type == "null":
             set_type = next(iter(kinds))
         at = _ARROW_OF[set_type]
+        for item in n.items:  # Arrow refuses ints that float64 cannot hold exactly
+            try:
+                pa.scalar(item.value, type=at)
+            except (pa.ArrowInvalid, OverflowError) as exc:
+                raise self.err(
+                    f"list item {item.value!r} cannot be a {set_type} exactly", item.pos
+                ) from exc
         values = pa.array(items, type=at)
         negated = n.negated
 

@@ -106,7 +106,7 @@ def supported(schema: Schema) -> bool:
 
 
 @dataclass
-class _Scan:
+class Cells:
     """The kernels' view of one batch: the records (kept alive here) and the cells."""
 
     records: tuple[bytes, ...]  # holds a reference to each record while kernels run
@@ -119,35 +119,40 @@ class _Scan:
     s_start: np.ndarray
     s_len: np.ndarray
     ranges: list[tuple[int, int]]
+    numbers_to_arrow: bool = True  # ivals and fvals are not scratch memory
 
 
-def _scan(values: Sequence[bytes], plan: Plan, layout: Layout) -> _Scan:
+def scan_cells(
+    values: Sequence[bytes], plan: Plan, layout: Layout, *, numbers_to_arrow: bool = True
+) -> Cells:
+    """Scan ``values`` into cells. With ``numbers_to_arrow`` the int and float cells are
+    fresh memory that Arrow columns can wrap (:func:`finish` does); without, they are
+    scratch too, for a caller that copies out the rows it keeps (decode_where)."""
     n = len(values)
     records = tuple(values)  # private and immutable, whatever the caller does meanwhile
     objs_addr = id(records) + layout.tuple_items
     kernel_layout = (layout.bytes_type, layout.payload)
     c = plan.counts
-    sc = _Scan(
-        records,
-        _scratch("flags", (n,), np.uint8),
-        0,
-        _empty((c[K.K_INT], n), np.int64),  # these two become the Arrow columns
-        _empty((c[K.K_FLOAT], n), np.float64),
-        _scratch("bvals", (c[K.K_BOOL], n), np.uint8),
-        _scratch("valid", (len(plan.kinds), n), np.uint8),
-        _scratch("s_start", (c[K.K_STRING], n), np.int32),
-        _scratch("s_len", (c[K.K_STRING], n), np.int32),
-        _ranges(n),
-    )
+    if numbers_to_arrow:
+        ivals = _empty((c[K.K_INT], n), np.int64)
+        fvals = _empty((c[K.K_FLOAT], n), np.float64)
+    else:
+        ivals, fvals = _scratch_cells(plan, n, "numbers")
+    flags, bvals, valid, s_start, s_len = _scratch_cells(plan, n, "cells")
+    sc = Cells(records, flags, 0, ivals, fvals, bvals, valid, s_start, s_len, _ranges(n))
+    sc.numbers_to_arrow = numbers_to_arrow
 
     def task(lo: int, hi: int) -> Callable[[], object]:
         return lambda: K.scan(
             objs_addr, kernel_layout, lo, hi, plan.names, plan.name_offs, plan.name_words,
-            plan.name_masks, plan.kinds, plan.slots, sc.ivals, sc.fvals, sc.bvals,
-            sc.valid, sc.s_start, sc.s_len, sc.flags,
+            plan.name_masks, plan.kinds, plan.slots, ivals, fvals, bvals, valid, s_start,
+            s_len, flags,
         )  # fmt: skip
 
-    sc.n_flagged = sum(int(x) for x in _run([task(lo, hi) for lo, hi in sc.ranges]))  # type: ignore[call-overload]
+    if len(sc.ranges) == 1:
+        sc.n_flagged = int(task(0, n)())  # type: ignore[call-overload]
+    else:
+        sc.n_flagged = sum(int(x) for x in _run([task(lo, hi) for lo, hi in sc.ranges]))  # type: ignore[call-overload]
     return sc
 
 
@@ -165,7 +170,7 @@ def flagged_positions(values: Sequence[bytes], schema: Schema) -> list[int] | No
     layout = bytes_layout()
     if not values or layout is None or not supported(schema):
         return None
-    return np.flatnonzero(_scan(values, plan_for(schema), layout).flags).tolist()
+    return np.flatnonzero(scan_cells(values, plan_for(schema), layout).flags).tolist()
 
 
 def decode_json_fast(
@@ -177,12 +182,27 @@ def decode_json_fast(
     (position, reason) of each dead letter); None when this path cannot take the batch
     (unsupported schema, a string column past 2 GiB) and the caller must use ``per_record``.
     """
-    n = len(values)
     layout = bytes_layout()
-    if n == 0 or layout is None or not supported(schema):
+    if not values or layout is None or not supported(schema):
         return None
     plan = plan_for(schema)
-    sc = _scan(values, plan, layout)
+    return finish(values, schema, plan, layout, scan_cells(values, plan, layout), per_record)
+
+
+def finish(
+    values: Sequence[bytes],
+    schema: Schema,
+    plan: Plan,
+    layout: Layout,
+    sc: Cells,
+    per_record: Callable[[Sequence[bytes], Schema, str], DecodeResult],
+) -> Decoded | None:
+    """Every row of a scanned batch as Arrow columns (see :func:`decode_json_fast`)."""
+    n = len(values)
+    if not sc.numbers_to_arrow:  # the columns will wrap them: out of scratch memory
+        sc.ivals = _copy_to_pool(sc.ivals)
+        sc.fvals = _copy_to_pool(sc.fvals)
+        sc.numbers_to_arrow = True
     strings = _strings(sc, plan, layout)
     if strings is None:
         return None
@@ -300,6 +320,9 @@ def _probe_layout() -> Layout | None:
 class _ScratchCache(threading.local):
     def __init__(self) -> None:
         self.buffers: dict[str, np.ndarray] = {}
+        # the last batch shape's cell arrays, per group (views of ``buffers``): a stream's
+        # batches often have one size, and making the views costs ~2 µs each
+        self.cells: dict[str, tuple[tuple[int, int], tuple[np.ndarray, ...]]] = {}
 
 
 _SCRATCH = _ScratchCache()
@@ -319,6 +342,38 @@ def _scratch(name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
     return buf[:size].view(dtype).reshape(shape)
 
 
+def _scratch_cells(plan: Plan, n: int, group: str) -> tuple[np.ndarray, ...]:
+    """Scratch cell arrays for ``n`` rows of ``plan``: "cells" (flags, bools, validity,
+    string starts and lengths) or "numbers" (ints, floats)."""
+    key = (id(plan), n)
+    last = _SCRATCH.cells.get(group)
+    if last is not None and last[0] == key:
+        return last[1]
+    c = plan.counts
+    arrays: tuple[np.ndarray, ...]
+    if group == "numbers":
+        arrays = (
+            _scratch("ivals", (c[K.K_INT], n), np.int64),
+            _scratch("fvals", (c[K.K_FLOAT], n), np.float64),
+        )
+    else:
+        arrays = (
+            _scratch("flags", (n,), np.uint8),
+            _scratch("bvals", (c[K.K_BOOL], n), np.uint8),
+            _scratch("valid", (len(plan.kinds), n), np.uint8),
+            _scratch("s_start", (c[K.K_STRING], n), np.int32),
+            _scratch("s_len", (c[K.K_STRING], n), np.int32),
+        )
+    _SCRATCH.cells[group] = (key, arrays)
+    return arrays
+
+
+def _copy_to_pool(a: np.ndarray) -> np.ndarray:
+    out = _empty(a.shape, a.dtype.type)
+    out[...] = a
+    return out
+
+
 def _empty(shape: tuple[int, ...], dtype: type) -> np.ndarray:
     """An uninitialised array in Arrow's memory pool.
 
@@ -332,7 +387,7 @@ def _empty(shape: tuple[int, ...], dtype: type) -> np.ndarray:
 
 
 def _strings(
-    sc: _Scan, plan: Plan, layout: Layout
+    sc: Cells, plan: Plan, layout: Layout
 ) -> tuple[np.ndarray, list[np.ndarray]] | None:
     """Arrow offsets (int32, one row per string column) and bytes of the string columns;
     None when a column passes 2 GiB (int32 offsets)."""

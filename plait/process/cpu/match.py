@@ -16,6 +16,7 @@ import hyperscan
 import numpy as np
 import pyarrow as pa
 
+from plait.process.cpu._match_numba import records_of_hits
 from plait.process.match import MatchResult, PatternSet, build_result, string_buffers
 
 _lock = threading.Lock()
@@ -51,26 +52,18 @@ def match_cpu(values: pa.Array, ps: PatternSet) -> MatchResult:
     """Which patterns of ``ps`` occur in each record of ``values`` (see plait.process.match)."""
     n = len(values)
     offsets, data, valid = string_buffers(values)
-    if n == 0 or offsets[-1] == offsets[0]:
-        return build_result(
-            n, np.zeros(0, np.int64), np.zeros(0, np.int32), len(ps.patterns)
-        )
-    base = int(offsets[0])
     hits_id: list[int] = []
     hits_to: list[int] = []
+    if n and offsets[-1] > offsets[0]:
+        base = int(offsets[0])
 
-    def on_match(pid: int, _from: int, to: int, _flags: int, _ctx: Any) -> None:
-        hits_id.append(pid)
-        hits_to.append(to)
+        def on_match(pid: int, _from: int, to: int, _flags: int, _ctx: Any) -> None:
+            hits_id.append(pid)
+            hits_to.append(to + base)
 
-    _database(ps).scan(data[base : int(offsets[-1])], match_event_handler=on_match)
-    if not hits_id:
-        return build_result(n, np.zeros(0, np.int64), np.zeros(0, np.int32), len(ps.patterns))
-    pid = np.asarray(hits_id, dtype=np.int32)
-    end = np.asarray(hits_to, dtype=np.int64) + base
-    rec = np.searchsorted(offsets, end, side="left") - 1
-    start_ok = (end - _pattern_lengths(ps)[pid]) >= offsets[np.clip(rec, 0, n)]
-    keep = start_ok & (rec >= 0) & (rec < n)
-    rec, pid = rec[keep], pid[keep]
-    keep = valid[rec]
-    return build_result(n, rec[keep], pid[keep], len(ps.patterns))
+        _database(ps).scan(data[base : int(offsets[-1])], match_event_handler=on_match)
+    pid = np.array(hits_id, dtype=np.int32)
+    rec = records_of_hits(
+        np.array(hits_to, dtype=np.int64), pid, offsets, valid, _pattern_lengths(ps)
+    )
+    return build_result(n, rec, pid, len(ps.patterns))

@@ -1,0 +1,96 @@
+"""Decode JSON and filter in one pass over the cells: only the rows that pass become Arrow
+columns.
+
+The result is what decoding every row and then filtering with Arrow gives (same rows,
+order, values), because it is only taken when that is certain: every record scanned clean
+(no record for the per-record path, so no dead letter) and the filter compiled to a cell
+program (:mod:`plait.process.cpu.cell_filter`) that could decide every row (see
+``_cell_filter_numba.UNDECIDED``). Otherwise the
+batch's every row is decoded from the same scan and the caller filters with Arrow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from plait.process.cpu import _cell_filter_numba as V
+from plait.process.cpu import fast_json as F
+from plait.process.cpu.cell_filter import CellFilter, compile_cell_filter
+from plait.process.schema import Schema
+
+if TYPE_CHECKING:
+    from plait.process.cpu.decode import DecodeResult
+
+_PROGRAMS: dict[tuple[Schema, str], CellFilter | None] = {}
+
+
+def cell_filter_for(schema: Schema, text: str) -> CellFilter | None:
+    """The cell program of filter ``text`` on ``schema``'s cells, cached (None: Arrow only)."""
+    key = (schema, text)
+    if key not in _PROGRAMS:
+        ok = F.supported(schema) and F.bytes_layout() is not None
+        _PROGRAMS[key] = compile_cell_filter(text, F.plan_for(schema)) if ok else None
+    return _PROGRAMS[key]
+
+
+def decode_json_where(
+    values: Sequence[bytes],
+    schema: Schema,
+    where: CellFilter,
+    per_record: Callable[[Sequence[bytes], Schema, str], DecodeResult],
+) -> tuple[F.Decoded, bool] | None:
+    """Decode ``values`` and keep the rows where ``where`` (a program for ``schema``, from
+    :func:`cell_filter_for`) is true: ((batch, input indices of its rows, dead letters),
+    True); or every row, ((...), False), when the filter could not be applied to the
+    cells; None when the fast decoder cannot take the batch at all."""
+    layout = F.bytes_layout()
+    if not values or layout is None:
+        return None
+    plan = where.plan
+    sc = F.scan_cells(values, plan, layout, numbers_to_arrow=False)
+    objs = id(sc.records) + layout.tuple_items
+    if not sc.n_flagged:
+        n = len(values)
+        keep = np.empty(n, dtype=np.int64)
+        m = V.run_program(
+            objs, layout.payload, n, where.code, where.ints, where.floats,
+            where.string_bytes, where.string_offsets, where.depth, plan.kinds, plan.slots,
+            sc.ivals, sc.fvals, sc.bvals, sc.valid, sc.s_start, sc.s_len, keep,
+        )  # fmt: skip
+        if m != V.UNDECIDED:
+            keep = keep[:m]
+            batch = _gathered(plan, sc, objs, layout.payload, keep)
+            return (batch, keep, []), True
+    full = F.finish(values, schema, plan, layout, sc, per_record)
+    return None if full is None else (full, False)
+
+
+def _gathered(
+    plan: F.Plan, sc: F.Cells, objs: int, payload: int, keep: np.ndarray
+) -> pa.RecordBatch:
+    """The rows ``keep`` of the scanned cells as an Arrow batch (buffers from one arena)."""
+    arena, layout, nulls = V.gather(
+        objs, payload, keep, plan.kinds, plan.slots, sc.ivals, sc.fvals, sc.bvals,
+        sc.valid, sc.s_start, sc.s_len,
+    )  # fmt: skip
+    m = len(keep)
+    buf = pa.py_buffer(arena)
+    at = layout.tolist()
+    null_counts = nulls.tolist()
+    bitmap_len = (m + 7) // 8
+    columns = []
+    for j, (field, kind) in enumerate(zip(plan.arrow, plan.kinds.tolist())):
+        bitmap = buf.slice(at[4 * j], bitmap_len) if null_counts[j] else None
+        if kind == V.K_STRING:
+            bufs = [bitmap, buf.slice(at[4 * j + 1], 4 * (m + 1)),
+                    buf.slice(at[4 * j + 2], at[4 * j + 3])]  # fmt: skip
+        elif kind == V.K_BOOL:
+            bufs = [bitmap, buf.slice(at[4 * j + 1], bitmap_len)]
+        else:
+            bufs = [bitmap, buf.slice(at[4 * j + 1], 8 * m)]
+        columns.append(pa.Array.from_buffers(field.type, m, bufs, null_count=null_counts[j]))
+    return pa.RecordBatch.from_arrays(columns, schema=plan.arrow)
