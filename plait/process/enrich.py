@@ -155,7 +155,7 @@ class ReferenceTable:
     def sorted_index(self, snap: _Snapshot, probe_type: pa.DataType, on: str) -> SortedIntIndex:
         """The snapshot's keys, cast to the (integer) probe type, sorted once for binary
         search; kept until the snapshot is replaced. The GPU engine's enrich uses it too."""
-        key = (id(snap), str(probe_type))
+        key = (id(snap), probe_type)
         with self._lock:
             index = self._indexes.get(key)
             if index is None or index.snap is not snap:

@@ -72,11 +72,12 @@ def build_result(
 
 
 def string_buffers(
-    values: pa.Array | pa.ChunkedArray, what: str = "match"
+    values: pa.Array | pa.ChunkedArray, what: str = "match", *, dense_valid: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(int64 offsets of length n+1, data bytes, validity bool mask) of a string/binary
     array, without copying the data (large types and slices handled; offsets checked
-    against the data by :func:`plait.protocol.records.binary_parts`)."""
+    against the data by :func:`plait.protocol.records.binary_parts`). Without
+    ``dense_valid`` the mask is empty when nothing is null."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     t = values.type
@@ -88,6 +89,6 @@ def string_buffers(
     ):
         raise ProcessError(f"{what}: expected a string or binary field, got {t}")
     data, offsets, valid = binary_parts(values, what)
-    if not len(valid):  # binary_parts leaves it empty when nothing is null
+    if dense_valid and not len(valid):  # binary_parts leaves it empty when nothing is null
         valid = np.ones(len(values), dtype=bool)
     return offsets, data, valid

@@ -181,3 +181,25 @@ def test_pipeline_decode_filter_keeps_offsets_and_dead_letters(text: str) -> Non
     assert [r["i1"] for r in rows] == want
     assert [r["_offset"] for r in rows] == [100 + i for i in want]
     assert [(d.offset, d.stage) for d in p.dead_letters] == [(108, "decode")]
+
+
+def test_gathered_batch_memory_lives_as_long_as_any_column_and_no_longer() -> None:
+    """The one-pass batch is handed to Arrow through the C data interface: its memory must
+    outlive the batch while a column (or a slice of one) is held, then be freed."""
+    import gc
+
+    from plait.process.cpu import decode_where
+
+    values = [json.dumps({"i1": i, "s1": f"text {i}"}).encode() for i in range(50)]
+    gc.collect()
+    live = len(decode_where._LIVE)
+    res, filtered = decode_records_where(values, SCHEMA, "json", "i1 >= 10")
+    assert filtered and res.batch.num_rows == 40
+    column = res.batch.column("s1").slice(5, 2)
+    del res
+    gc.collect()
+    assert len(decode_where._LIVE) == live + 1
+    assert column.to_pylist() == ["text 15", "text 16"]
+    del column
+    gc.collect()
+    assert len(decode_where._LIVE) == live

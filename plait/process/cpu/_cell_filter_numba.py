@@ -48,6 +48,7 @@ OR = 17
 # raises (then so does the Arrow path the caller falls back to)
 UNDECIDED = -1
 _EXACT = 2**53
+_STRUCT = 80  # sizeof(struct ArrowArray) in the Arrow C data interface
 
 
 @njit(cache=True, nogil=True)
@@ -244,25 +245,32 @@ def gather(
     valid: np.ndarray,
     s_start: np.ndarray,
     s_len: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Arrow buffers of the rows ``keep`` (m of them), all in one zeroed arena.
+    release_batch: int,
+    release_child: int,
+    token: int,
+) -> tuple[np.ndarray, int]:
+    """The rows ``keep`` of the cells as one Arrow record batch in the C data interface:
+    (arena, offset in it of the batch's ``struct ArrowArray``).
 
-    Returns (arena, layout, null counts). For field j, ``layout[4j]`` is where its validity
-    bitmap starts, ``layout[4j + 1]`` its values (int64 / float64, bit-packed bools, or
-    int32 string offsets), and for a string column ``layout[4j + 2]`` its bytes and
-    ``layout[4j + 3]`` how many. ``layout[4 * nf]`` is the arena's size. Every region starts
-    8-byte aligned; bytes under nulls are zero.
+    Everything lives in the one zeroed arena: each column's validity bitmap and values
+    (int64 / float64, bit-packed bools, or int32 string offsets and bytes), then the
+    ArrowArray structs of the columns and of the batch (a struct array), whose buffer and
+    child pointers point into the arena. ``release_batch`` / ``release_child`` are the
+    addresses of the release callbacks and ``token`` the batch's ``private_data`` (the
+    caller keeps the arena alive until ``release_batch`` is called with it). Every region
+    starts 8-byte aligned; bytes under nulls are zero.
     """
     m = keep.shape[0]
     nf = kinds.shape[0]
     bitmap_bytes = ((m + 7) // 8 + 7) // 8 * 8
-    layout = np.zeros(4 * nf + 1, dtype=np.int64)
+    layout = np.zeros(3 * nf, dtype=np.int64)  # per field: bitmap, values, string bytes
+    sizes = np.zeros(nf, dtype=np.int64)  # a string column's byte count
     nulls = np.zeros(nf, dtype=np.int64)
     size = 0
     for j in range(nf):
-        layout[4 * j] = size
+        layout[3 * j] = size
         size += bitmap_bytes
-        layout[4 * j + 1] = size
+        layout[3 * j + 1] = size
         kind = kinds[j]
         if kind == K_STRING:
             sl = slots[j]
@@ -272,22 +280,23 @@ def gather(
                 if valid[j, i]:
                     total += abs(s_len[sl, i])
             size += ((m + 1) * 4 + 7) // 8 * 8
-            layout[4 * j + 2] = size
-            layout[4 * j + 3] = total
+            layout[3 * j + 2] = size
+            sizes[j] = total
             size += (total + 7) // 8 * 8
         elif kind == K_BOOL:
             size += bitmap_bytes
         else:
             size += 8 * m
-    layout[4 * nf] = size
-    arena = np.zeros(max(size, 8), dtype=np.uint8)
+    structs = size  # nf child structs, their buffer pointer arrays, the batch's struct
+    size += nf * (_STRUCT + 24) + _STRUCT + 8 + 8 * nf
+    arena = np.zeros(size, dtype=np.uint8)
     base = arena.ctypes.data
     for j in range(nf):
         kind = kinds[j]
         sl = slots[j]
-        bits = base + layout[4 * j]
-        vals = base + layout[4 * j + 1]
-        data = base + layout[4 * j + 2]
+        bits = base + layout[3 * j]
+        vals = base + layout[3 * j + 1]
+        data = base + layout[3 * j + 2]
         q = 0
         for r in range(m):
             i = keep[r]
@@ -309,4 +318,29 @@ def gather(
                 _put(load_i64(objs, i) + payload + s_start[sl, i], n, data + q)
                 q += abs(n)
                 store_i32(vals, r + 1, q)
-    return arena, layout, nulls
+    # the C data interface: struct ArrowArray is ten 8-byte words (length, null_count,
+    # offset, n_buffers, n_children, buffers, children, dictionary, release, private_data)
+    children = base + structs
+    pointers = children + nf * _STRUCT
+    batch = pointers + nf * 24
+    for j in range(nf):
+        child = children + j * _STRUCT
+        bufs = pointers + j * 24
+        store_i64(bufs, 0, base + layout[3 * j] if nulls[j] else 0)
+        store_i64(bufs, 1, base + layout[3 * j + 1])
+        store_i64(bufs, 2, base + layout[3 * j + 2])
+        _array_struct(child, m, nulls[j], 3 if kinds[j] == K_STRING else 2, 0, bufs, 0,
+                      release_child, token)  # fmt: skip
+        store_i64(batch + _STRUCT + 8, j, child)
+    _array_struct(batch, m, 0, 1, nf, batch + _STRUCT, batch + _STRUCT + 8, release_batch, token)
+    return arena, batch - base
+
+
+@njit(cache=True, nogil=True)
+def _array_struct(
+    at_: int, length: int, nulls: int, n_buffers: int, n_children: int, buffers: int,
+    children: int, release: int, private: int,
+) -> None:  # fmt: skip
+    for k, v in enumerate((length, nulls, 0, n_buffers, n_children, buffers, children, 0,
+                           release, private)):  # fmt: skip
+        store_i64(at_, k, v)

@@ -158,9 +158,9 @@ def scan(
     out = (ivals.ctypes.data, fvals.ctypes.data, bvals.ctypes.data, valid.ctypes.data,
            s_start.ctypes.data, s_len.ctypes.data)  # fmt: skip
     flagged = 0
+    for j in range(nf):
+        valid[j, lo:hi] = 0
     for i in range(lo, hi):
-        for j in range(nf):
-            valid[j, i] = 0
         obj = load_i64(objs, i)
         size = load_i64(obj, 2)  # PyVarObject.ob_size
         if load_i64(obj, 1) != bytes_type or size > _I32_MAX:

@@ -11,6 +11,8 @@ batch's every row is decoded from the same scan and the caller filters with Arro
 
 from __future__ import annotations
 
+import ctypes
+import itertools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -72,25 +74,39 @@ def decode_json_where(
 def _gathered(
     plan: F.Plan, sc: F.Cells, objs: int, payload: int, keep: np.ndarray
 ) -> pa.RecordBatch:
-    """The rows ``keep`` of the scanned cells as an Arrow batch (buffers from one arena)."""
-    arena, layout, nulls = V.gather(
+    """The rows ``keep`` of the scanned cells as an Arrow batch.
+
+    Why through the C data interface: the kernel lays out every buffer and the ArrowArray
+    structs in one arena, and Arrow takes the whole batch in one call; wrapping each
+    buffer from Python cost ~30 µs of a 1k-event batch's ~330 µs here. The arena stays in
+    ``_LIVE`` until Arrow releases the batch (the last column or buffer dropped)."""
+    token = next(_tokens)
+    arena, at = V.gather(
         objs, payload, keep, plan.kinds, plan.slots, sc.ivals, sc.fvals, sc.bvals,
-        sc.valid, sc.s_start, sc.s_len,
+        sc.valid, sc.s_start, sc.s_len, _RELEASE_BATCH_AT, _RELEASE_CHILD_AT, token,
     )  # fmt: skip
-    m = len(keep)
-    buf = pa.py_buffer(arena)
-    at = layout.tolist()
-    null_counts = nulls.tolist()
-    bitmap_len = (m + 7) // 8
-    columns = []
-    for j, (field, kind) in enumerate(zip(plan.arrow, plan.kinds.tolist())):
-        bitmap = buf.slice(at[4 * j], bitmap_len) if null_counts[j] else None
-        if kind == V.K_STRING:
-            bufs = [bitmap, buf.slice(at[4 * j + 1], 4 * (m + 1)),
-                    buf.slice(at[4 * j + 2], at[4 * j + 3])]  # fmt: skip
-        elif kind == V.K_BOOL:
-            bufs = [bitmap, buf.slice(at[4 * j + 1], bitmap_len)]
-        else:
-            bufs = [bitmap, buf.slice(at[4 * j + 1], 8 * m)]
-        columns.append(pa.Array.from_buffers(field.type, m, bufs, null_count=null_counts[j]))
-    return pa.RecordBatch.from_arrays(columns, schema=plan.arrow)
+    _LIVE[token] = arena
+    return pa.RecordBatch._import_from_c(arena.ctypes.data + at, plan.arrow)
+
+
+# struct ArrowArray: ``release`` at byte 64, ``private_data`` at byte 72
+_RELEASE = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_LIVE: dict[int, np.ndarray] = {}
+_tokens = itertools.count(1)
+
+
+@_RELEASE
+def _release_batch(array: int) -> None:
+    """Arrow is done with a gathered batch: its arena may go (the GIL is held here)."""
+    _LIVE.pop(ctypes.c_int64.from_address(array + 72).value, None)
+    ctypes.c_void_p.from_address(array + 64).value = None  # marks it released
+
+
+@_RELEASE
+def _release_child(array: int) -> None:
+    """A column's struct: its memory is the batch's arena, freed with the batch."""
+    ctypes.c_void_p.from_address(array + 64).value = None
+
+
+_RELEASE_BATCH_AT: int = ctypes.cast(_release_batch, ctypes.c_void_p).value or 0
+_RELEASE_CHILD_AT: int = ctypes.cast(_release_child, ctypes.c_void_p).value or 0

@@ -51,7 +51,7 @@ def _database(ps: PatternSet) -> Any:
 def match_cpu(values: pa.Array, ps: PatternSet) -> MatchResult:
     """Which patterns of ``ps`` occur in each record of ``values`` (see plait.process.match)."""
     n = len(values)
-    offsets, data, valid = string_buffers(values)
+    offsets, data, valid = string_buffers(values, dense_valid=False)
     hits_id: list[int] = []
     hits_to: list[int] = []
     if n and offsets[-1] > offsets[0]:
