@@ -5,13 +5,14 @@ The result is what decoding every row and then filtering with Arrow gives (same 
 order, values), because it is only taken when that is certain: every record scanned clean
 (no record for the per-record path, so no dead letter) and the filter compiled to a cell
 program (:mod:`plait.process.cpu.cell_filter`) that could decide every row (see
-``_cell_filter_numba.UNDECIDED``). Otherwise the
-batch's every row is decoded from the same scan and the caller filters with Arrow.
+``_cell_filter_numba.UNDECIDED``). Otherwise every row of the batch is decoded from the
+same scan and the caller filters with Arrow.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import itertools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -27,16 +28,12 @@ from plait.process.schema import Schema
 if TYPE_CHECKING:
     from plait.process.cpu.decode import DecodeResult
 
-_PROGRAMS: dict[tuple[Schema, str], CellFilter | None] = {}
-
-
+@functools.lru_cache(maxsize=256)
 def cell_filter_for(schema: Schema, text: str) -> CellFilter | None:
     """The cell program of filter ``text`` on ``schema``'s cells, cached (None: Arrow only)."""
-    key = (schema, text)
-    if key not in _PROGRAMS:
-        ok = F.supported(schema) and F.bytes_layout() is not None
-        _PROGRAMS[key] = compile_cell_filter(text, F.plan_for(schema)) if ok else None
-    return _PROGRAMS[key]
+    if not F.supported(schema) or F.bytes_layout() is None:
+        return None
+    return compile_cell_filter(text, F.plan_for(schema))
 
 
 def decode_json_where(
