@@ -49,6 +49,7 @@ OR = 17
 UNDECIDED = -1
 _EXACT = 2**53
 _STRUCT = 80  # sizeof(struct ArrowArray) in the Arrow C data interface
+_I32_MAX = 2**31 - 1
 
 
 @njit(cache=True, nogil=True)
@@ -250,7 +251,8 @@ def gather(
     token: int,
 ) -> tuple[np.ndarray, int]:
     """The rows ``keep`` of the cells as one Arrow record batch in the C data interface:
-    (arena, offset in it of the batch's ``struct ArrowArray``).
+    (arena, offset in it of the batch's ``struct ArrowArray``), or (empty, -1) when a
+    string column would pass 2 GiB.
 
     Everything lives in the one zeroed arena: each column's validity bitmap and values
     (int64 / float64, bit-packed bools, or int32 string offsets and bytes), then the
@@ -279,6 +281,8 @@ def gather(
                 i = keep[r]
                 if valid[j, i]:
                     total += abs(s_len[sl, i])
+            if total > _I32_MAX:  # past Arrow's int32 string offsets
+                return np.zeros(0, dtype=np.uint8), -1
             size += ((m + 1) * 4 + 7) // 8 * 8
             layout[3 * j + 2] = size
             sizes[j] = total

@@ -28,6 +28,7 @@ from plait.process.schema import Schema
 if TYPE_CHECKING:
     from plait.process.cpu.decode import DecodeResult
 
+
 @functools.lru_cache(maxsize=256)
 def cell_filter_for(schema: Schema, text: str) -> CellFilter | None:
     """The cell program of filter ``text`` on ``schema``'s cells, cached (None: Arrow only)."""
@@ -60,9 +61,11 @@ def decode_json_where(
             where.string_bytes, where.string_offsets, where.depth, plan.kinds, plan.slots,
             sc.ivals, sc.fvals, sc.bvals, sc.valid, sc.s_start, sc.s_len, keep,
         )  # fmt: skip
+        batch = None
         if m != V.UNDECIDED:
             keep = keep[:m]
             batch = _gathered(plan, sc, objs, layout.payload, keep)
+        if batch is not None:
             return (batch, keep, []), True
     full = F.finish(values, schema, plan, layout, sc, per_record)
     return None if full is None else (full, False)
@@ -70,8 +73,9 @@ def decode_json_where(
 
 def _gathered(
     plan: F.Plan, sc: F.Cells, objs: int, payload: int, keep: np.ndarray
-) -> pa.RecordBatch:
-    """The rows ``keep`` of the scanned cells as an Arrow batch.
+) -> pa.RecordBatch | None:
+    """The rows ``keep`` of the scanned cells as an Arrow batch (None past 2 GiB of
+    strings in a column).
 
     Why through the C data interface: the kernel lays out every buffer and the ArrowArray
     structs in one arena, and Arrow takes the whole batch in one call; wrapping each
@@ -82,6 +86,8 @@ def _gathered(
         objs, payload, keep, plan.kinds, plan.slots, sc.ivals, sc.fvals, sc.bvals,
         sc.valid, sc.s_start, sc.s_len, _RELEASE_BATCH_AT, _RELEASE_CHILD_AT, token,
     )  # fmt: skip
+    if at < 0:
+        return None  # a string column past 2 GiB: the caller builds the batch otherwise
     _LIVE[token] = arena
     return pa.RecordBatch._import_from_c(arena.ctypes.data + at, plan.arrow)
 
