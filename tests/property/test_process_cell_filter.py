@@ -203,3 +203,40 @@ def test_gathered_batch_memory_lives_as_long_as_any_column_and_no_longer() -> No
     del column
     gc.collect()
     assert len(decode_where._LIVE) == live
+
+
+def test_gathered_batches_released_on_other_threads_free_their_memory() -> None:
+    """Arrow calls the release callback on whichever thread drops the last reference."""
+    import gc
+    import queue
+    import threading
+
+    from plait.process.cpu import decode_where
+
+    values = [json.dumps({"i1": i, "s1": "x" * (i % 7)}).encode() for i in range(300)]
+    gc.collect()
+    live = len(decode_where._LIVE)
+    inbox: queue.Queue[Any] = queue.Queue()
+    seen: list[int] = []
+
+    def worker() -> None:
+        while (item := inbox.get()) is not None:
+            seen.append(sum(len(s or "") for s in item.column("s1").to_pylist()))
+            del item
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for _ in range(60):
+        res, filtered = decode_records_where(values, SCHEMA, "json", "i1 > 5")
+        assert filtered
+        inbox.put(res.batch)
+        del res
+    for _ in threads:
+        inbox.put(None)
+    for t in threads:
+        t.join()
+    gc.collect()
+    want = sum(i % 7 for i in range(6, 300))
+    assert seen == [want] * 60
+    assert len(decode_where._LIVE) == live
