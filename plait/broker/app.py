@@ -32,6 +32,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# End markers on the fast lane for partitions quiet this long (plait.fastlane.publisher):
+# remote low-latency consumers then stop fetching on idle topics. They trust a marker for
+# LowLatencyConsumer's ``lane_end_ttl`` (1 s by default), a few heartbeats' worth.
+LANE_HEARTBEAT_S = 0.2
+
 
 @dataclass(frozen=True, slots=True)
 class ServeOptions:
@@ -91,7 +96,7 @@ class BrokerApp:
         wait = getattr(self.lane, "wait_connected", None)
         if wait is not None and not wait(wait_s):
             log.warning("fast lane %s not reachable yet; publishing once it is", url)
-        self._detach_lane = attach(self.log, self.lane)
+        self._detach_lane = attach(self.log, self.lane, heartbeat_s=LANE_HEARTBEAT_S)
 
     def _close_lane(self) -> None:
         if self._detach_lane is not None:

@@ -218,7 +218,7 @@ class KafkaClient:
         The embedded one's contract (plait.fastlane.consumer): every event of its
         partitions once, in offset order per partition, whether the lane is up, lossy
         or down. ``options`` are LowLatencyConsumer's (``fallback_after``,
-        ``max_buffer_bytes``, ``max_poll_records``); ``fetch_wait_ms`` bounds how long
+        ``lane_end_ttl``, ``max_buffer_bytes``, ``max_poll_records``); ``fetch_wait_ms`` bounds how long
         a switch from the lane to the log waits for librdkafka's parked fetch, and
         ``kafka_config`` adds librdkafka settings for the log side (see
         plait.fastlane.kafka_log). Needs ``fastlane=`` at connect time.

@@ -22,7 +22,11 @@ The log side is a :class:`plait.fastlane.logsource.LogSource`: the embedded segm
 log (reads are local, the log end is known for free) or a Kafka-protocol broker
 through confluent-kafka (:mod:`plait.fastlane.kafka_log`: reads are fetches, paused
 while the lane serves). This module is the one reconciler for both. Where a source
-cannot see the log end for free (``known_end()`` is None), "silent while the log
+cannot see the log end for free (``known_end()`` is None), the lane's end markers
+stand in for it (plait.fastlane.interface; ``plait serve`` sends one for each partition
+quiet for 0.2 s): a marker no older than ``lane_end_ttl`` that says the log ends at the
+expected offset means caught up, and one that says more means the lane dropped what is
+in between, which is read at once. Without a fresh marker, "silent while the log
 moves" becomes "silent for ``fallback_after`` seconds": the source then fetches from
 the expected offset until the lane speaks again, which costs an idle fetch, never a
 duplicate event.
@@ -70,6 +74,7 @@ class LowLatencyStats:
     corrupt_messages: int = 0
     gap_fills: int = 0
     fallback_reads: int = 0
+    end_markers: int = 0
 
 
 @dataclass(eq=False)
@@ -91,6 +96,8 @@ class _PartState:
     silent: bool = False  # lane judged silent: read the log until it speaks again
     lane_lost: bool = False  # the lane dropped data (overflow, corrupt): read the log until it fills
     sub: Subscription | None = None
+    lane_end: int = -1  # the highest log end an end marker announced
+    lane_end_at: float | None = None  # when the last marker came (monotonic)
 
 
 class LowLatencyConsumer:
@@ -111,6 +118,7 @@ class LowLatencyConsumer:
         *,
         start: Start = "latest",
         fallback_after: float = 0.05,
+        lane_end_ttl: float = 1.0,
         max_buffer_bytes: int = 32 << 20,
         max_poll_records: int = 10_000,
         fetch_max_bytes: int = 4 << 20,
@@ -123,6 +131,7 @@ class LowLatencyConsumer:
         )
         self._lane = fastlane
         self._fallback_after = fallback_after
+        self._lane_end_ttl = lane_end_ttl
         self._max_buffer = max_buffer_bytes
         self._max_records = max_poll_records
         self.stats = LowLatencyStats()
@@ -198,6 +207,8 @@ class LowLatencyConsumer:
             for st in self._states.values():
                 if st.behind_since is not None:
                     wait = min(wait, st.behind_since + self._fallback_after - now)
+                if st.lane_end_at is not None and now - st.lane_end_at < self._lane_end_ttl:
+                    wait = min(wait, st.lane_end_at + self._lane_end_ttl - now)  # it goes stale
             if deadline - now <= 0:
                 return []
             self._wake.wait(max(wait, 0.0))
@@ -214,9 +225,15 @@ class LowLatencyConsumer:
         with self._inbox_lock:
             items = list(self._inbox)
             self._inbox.clear()
+        now = time.monotonic()
         for st, msg in items:
-            self.stats.lane_messages += 1
             st.silent = False  # the lane speaks for this partition again
+            if msg.last == msg.base - 1 and not msg.data:  # an end marker
+                self.stats.end_markers += 1
+                st.lane_end = max(st.lane_end, msg.base)
+                st.lane_end_at = now
+                continue
+            self.stats.lane_messages += 1
             if msg.last < st.next:
                 self._discard(msg)
                 self.stats.below_expected_messages += 1
@@ -270,11 +287,15 @@ class LowLatencyConsumer:
         """Why the log must be read now (a gap; the lane down, lossy or silent), or
         None to wait for the lane."""
         end = st.log.known_end()
+        marked = end is None and st.lane_end_at is not None \
+            and time.monotonic() - st.lane_end_at < self._lane_end_ttl
+        if marked:
+            end = st.lane_end  # what the lane published, all of it sent before the marker
         if end is not None and end <= st.next:
             st.behind_since = None
             return None
-        if st.pending:
-            return "gap"  # lane data waits above the expected offset
+        if st.pending or marked:
+            return "gap"  # lane data waits above the expected offset, or never came
         lane_up = st.sub is not None and self._lane.connected
         if st.lane_lost or st.silent or not lane_up:
             return "fallback"

@@ -12,6 +12,10 @@ purpose, so that any transport can implement it:
   an implementation queues (bounded) or drops, never waits for a peer.
 - Callbacks run on a thread of the lane's choosing and must return quickly; a
   callback that raises is logged and does not stop the subscription.
+- An *end marker* is a message with an empty batch and ``last_offset ==
+  base_offset - 1``: its publisher has offered every append of the partition below
+  ``base_offset`` before it (plait.fastlane.publisher sends them for quiet partitions).
+  A subscriber that missed some of those learns of the gap from it.
 
 Every backend (:mod:`plait.fastlane.inproc`, :mod:`plait.fastlane.nats`) passes the
 same test suite in ``tests/fastlane``.

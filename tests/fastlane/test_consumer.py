@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -296,3 +297,29 @@ def test_record_headers_arrive_on_both_paths(backend: Backend, client: EmbeddedC
     backend.up()
     consumer.close()
     detach()
+
+
+def test_quiet_partitions_get_end_markers_that_follow_the_log(
+    backend: Backend, client: EmbeddedClient
+) -> None:
+    client.create_topic("hb", 1)
+    produce(client, "hb", 0, range(7))  # before the publisher: history below the end
+    detach = attach(client.log, backend.open(), heartbeat_s=0.05)
+    seen: list[tuple[int, int, bytes]] = []
+    listener = backend.open()
+    listener.subscribe("hb", 0, lambda base, last, data: seen.append((base, last, data)))
+    backend.sync(listener)
+    wait_until(lambda: (7, 6, b"") in seen, 10, "an end marker at the log end, 7")
+    produce(client, "hb", 0, range(3))
+    wait_until(lambda: (10, 9, b"") in seen, 10, "an end marker after the new append")
+    batches = [(base, last) for base, last, data in seen if data]
+    assert batches == [(7, 9)]  # the data itself, before its marker
+    data_at = next(k for k, (_, _, data) in enumerate(seen) if data)
+    assert seen.index((10, 9, b"")) > data_at
+    client.log.delete_topic("hb")
+    time.sleep(0.2)  # a marker of the deleted topic may be in flight
+    count = len(seen)
+    time.sleep(0.3)
+    assert len(seen) == count, "end markers for a deleted topic"
+    detach()
+    assert not [t for t in threading.enumerate() if t.name == "plait-lane-heartbeat"]

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -456,3 +457,62 @@ def test_fetched_data_waiting_for_the_reader_stays_under_its_cap(remote: KafkaCl
     # 100 bytes, 16 bytes of bookkeeping each, and the key and value offsets (8 each).
     assert 0 < peak <= cap + 500 * (100 + 16 + 8) + 1024, peak
     consumer.close()
+
+
+def _fetch_requests(serve: ServeProcess) -> float:
+    """Fetch requests the broker has answered (its Prometheus counter)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{serve.http_port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return sum(float(v) for v in re.findall(r'plait_broker_requests_total\{api="Fetch"[^}]*\} (\S+)', text))
+
+
+def test_an_idle_consumer_stops_fetching_once_the_lane_says_where_the_log_ends(
+    tmp_path: Path, nats: NatsServer
+) -> None:
+    # Without the broker's end markers a silent lane looks like a lane that dropped the
+    # last message, and the consumer fetched to be sure: ~95 empty fetches a second.
+    with ServeProcess(tmp_path / "data", "--fastlane", nats.url) as serve:
+        client = _connect(serve, NatsFastLane([nats.url], reconnect_wait=0.05))
+        try:
+            new_topic(client, "quiet", 2)
+            produce(client, "quiet", 0, range(100))
+            with client.low_latency_consumer(["quiet"], start="earliest") as consumer:
+                got = collect(consumer, 100)
+                wait_until(lambda: consumer.poll(0.1) == [] and consumer.stats.end_markers >= 4,
+                           what="end markers for both partitions")
+                before = _fetch_requests(serve)
+                deadline = time.monotonic() + 2.0
+                while time.monotonic() < deadline:
+                    assert consumer.poll(0.2) == []
+                idle = _fetch_requests(serve) - before
+                assert idle <= 4, f"{idle} fetches in 2 s of idling"
+                produce(client, "quiet", 1, range(100, 150))  # and the lane still serves
+                collect(consumer, 150, into=got)
+                assert_exactly_once_in_order({0: list(range(100)), 1: list(range(100, 150))}, got)
+        finally:
+            client.close()
+
+
+def test_a_dropped_last_batch_is_read_when_the_end_marker_comes(tmp_path: Path) -> None:
+    # The lane drops the last batch of a burst (over nats-server's max_payload) and no
+    # lane message follows it. The end marker of the quiet partition shows the gap; the
+    # silence timer (30 s here) is not what fills it.
+    conf = tmp_path / "small.conf"
+    conf.write_text("max_payload: 16384\n")
+    with nats_server(tmp_path / "nats", extra_args=("-c", str(conf))) as small_nats, \
+            ServeProcess(tmp_path / "data", "--fastlane", small_nats.url) as serve:
+        client = _connect(serve, NatsFastLane([small_nats.url], reconnect_wait=0.05))
+        try:
+            new_topic(client, "tail", 1)
+            consumer = client.low_latency_consumer(["tail"], fallback_after=30.0)
+            produce(client, "tail", 0, range(10))
+            got = collect(consumer, 10)
+            produce(client, "tail", 0, range(10, 1010), size=100)  # ~100 KB: one batch
+            started = time.monotonic()
+            collect(consumer, 1010, into=got)
+            assert time.monotonic() - started < 5, "the dropped tail waited for the silence timer"
+            assert_exactly_once_in_order({0: list(range(1010))}, got)
+            assert consumer.stats.gap_fills >= 1 and consumer.stats.fallback_reads == 0
+            consumer.close()
+        finally:
+            client.close()

@@ -47,9 +47,16 @@ def test_produced_events_arrive_on_the_lane_with_their_offsets(
         assert producer.flush(30) == 0
         wait_until(lambda: sum(last - base + 1 for base, last, _ in list(got)) >= 2000,
                    what="2000 events on the lane")
+        # the partition goes quiet: the broker's heartbeat says where the log ends
+        wait_until(lambda: (2000, 1999, b"") in list(got), what="an end marker at 2000")
+        with lock:
+            markers = [(base, last) for base, last, data in got if not data]
+            batches = [(base, last, data) for base, last, data in got if data]
+        assert all(last == base - 1 for base, last in markers)
+        assert markers[-1] == (2000, 1999)
         offsets: list[int] = []
         seen: list[bytes] = []
-        for base, last, data in got:
+        for base, last, data in batches:
             cols = decode_columns(data)
             offs = np.asarray(cols.offsets).tolist()
             assert offs[0] == base and offs[-1] == last  # headers say what the batch holds
