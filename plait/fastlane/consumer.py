@@ -96,7 +96,7 @@ class _PartState:
     silent: bool = False  # lane judged silent: read the log until it speaks again
     lane_lost: bool = False  # the lane dropped data (overflow, corrupt): read the log until it fills
     sub: Subscription | None = None
-    lane_end: int = -1  # the highest log end an end marker announced
+    lane_end: int = -1  # the log end the latest end marker announced
     lane_end_at: float | None = None  # when the last marker came (monotonic)
 
 
@@ -230,7 +230,8 @@ class LowLatencyConsumer:
             st.silent = False  # the lane speaks for this partition again
             if msg.last == msg.base - 1 and not msg.data:  # an end marker
                 self.stats.end_markers += 1
-                st.lane_end = max(st.lane_end, msg.base)
+                st.lane_end = msg.base  # the latest, not the highest: a topic re-created
+                # under its name starts again from 0 (a late marker only delays a fill)
                 st.lane_end_at = now
                 continue
             self.stats.lane_messages += 1
