@@ -24,9 +24,10 @@ through confluent-kafka (:mod:`plait.fastlane.kafka_log`: reads are fetches, pau
 while the lane serves). This module is the one reconciler for both. Where a source
 cannot see the log end for free (``known_end()`` is None), the lane's end markers
 stand in for it (plait.fastlane.interface; ``plait serve`` sends one for each partition
-quiet for 0.2 s): a marker no older than ``lane_end_ttl`` that says the log ends at the
-expected offset means caught up, and one that says more means the lane dropped what is
-in between, which is read at once. Without a fresh marker, "silent while the log
+quiet for 0.2 s): while the latest lane event of a partition is a marker no older than
+``lane_end_ttl`` and the lane is up, a marker that says the log ends at the expected
+offset means caught up, and one that says more means the lane dropped what is in
+between, which is read at once. Without a fresh marker, "silent while the log
 moves" becomes "silent for ``fallback_after`` seconds": the source then fetches from
 the expected offset until the lane speaks again, which costs an idle fetch, never a
 duplicate event.
@@ -234,6 +235,7 @@ class LowLatencyConsumer:
                 # under its name starts again from 0 (a late marker only delays a fill)
                 st.lane_end_at = now
                 continue
+            st.lane_end_at = None  # data after the marker: its end is out of date
             self.stats.lane_messages += 1
             if msg.last < st.next:
                 self._discard(msg)
@@ -288,16 +290,19 @@ class LowLatencyConsumer:
         """Why the log must be read now (a gap; the lane down, lossy or silent), or
         None to wait for the lane."""
         end = st.log.known_end()
-        marked = end is None and st.lane_end_at is not None \
+        lane_up = st.sub is not None and self._lane.connected
+        # The latest lane event was an end marker, recent, on a lane that is up and has
+        # lost nothing since: the log ends where it says (all of it was sent before it).
+        marked = end is None and lane_up and not st.lane_lost \
+            and st.lane_end_at is not None \
             and time.monotonic() - st.lane_end_at < self._lane_end_ttl
         if marked:
-            end = st.lane_end  # what the lane published, all of it sent before the marker
+            end = st.lane_end
         if end is not None and end <= st.next:
             st.behind_since = None
             return None
         if st.pending or marked:
             return "gap"  # lane data waits above the expected offset, or never came
-        lane_up = st.sub is not None and self._lane.connected
         if st.lane_lost or st.silent or not lane_up:
             return "fallback"
         # Behind the log (or, where the log end is unknown, just waiting): the lane's
