@@ -1,7 +1,8 @@
 """What an idle remote low-latency consumer costs the broker.
 
-Usage: python benchmarks/idle_consumer_cost.py [SECONDS]
-Starts nats-server and ``plait serve --fastlane``, connects one consumer through
+Usage: python benchmarks/idle_consumer_cost.py [SECONDS] [HEARTBEAT_MS]
+Starts nats-server and ``plait serve --fastlane --lane-heartbeat-ms HEARTBEAT_MS``
+(default 200; 0: no end markers), connects one consumer through
 ``plait.connect("kafka://...", fastlane="nats://...")``, reads 10 events, then idles for
 SECONDS (default 5) and prints Fetch requests per second answered by the broker (its
 Prometheus counter) and the CPU plait serve used, as a share of one core.
@@ -35,9 +36,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def main(seconds: float = 5.0) -> None:
+def main(seconds: float = 5.0, heartbeat_ms: int = 200) -> None:
     with tempfile.TemporaryDirectory() as tmp, start_nats(Path(tmp)) as nats, \
-            ServeProcess(Path(tmp) / "data", "--fastlane", nats.url) as serve:
+            ServeProcess(Path(tmp) / "data", "--fastlane", nats.url,
+                         "--lane-heartbeat-ms", str(heartbeat_ms)) as serve:
         assert serve.proc is not None
         client = plait.connect(f"kafka://{serve.bootstrap}", fastlane=nats.url)
         try:
@@ -63,4 +65,5 @@ def main(seconds: float = 5.0) -> None:
 
 
 if __name__ == "__main__":
-    main(float(sys.argv[1]) if len(sys.argv) > 1 else 5.0)
+    main(float(sys.argv[1]) if len(sys.argv) > 1 else 5.0,
+         int(sys.argv[2]) if len(sys.argv) > 2 else 200)

@@ -32,12 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# End markers on the fast lane for partitions quiet this long (plait.fastlane.publisher):
-# remote low-latency consumers then stop fetching on idle topics. They trust a marker for
-# LowLatencyConsumer's ``lane_end_ttl`` (1 s by default), a few heartbeats' worth.
-LANE_HEARTBEAT_S = 0.2
-
-
 @dataclass(frozen=True, slots=True)
 class ServeOptions:
     data_dir: Path
@@ -47,6 +41,11 @@ class ServeOptions:
     log_config: LogConfig | None = None
     fastlane_url: str | None = None  # publish every append on this lane (nats://...)
     fastlane_wait_s: float = 5.0  # how long start-up waits for the lane's first connection
+    # End markers on the lane for partitions quiet this long (plait.fastlane.publisher):
+    # remote low-latency consumers then stop fetching on idle topics. They trust a marker
+    # for LowLatencyConsumer's ``lane_end_ttl`` (1 s by default), a few heartbeats' worth.
+    # 0: none (every idle remote consumer then fetches to be sure).
+    lane_heartbeat_s: float = 0.2
 
 
 def _open_meta(url: str) -> MetaStore:
@@ -73,7 +72,7 @@ class BrokerApp:
         self._detach_lane: Callable[[], None] | None = None
         if opts.fastlane_url:
             try:
-                self._open_lane(opts.fastlane_url, opts.fastlane_wait_s)
+                self._open_lane(opts.fastlane_url, opts.fastlane_wait_s, opts.lane_heartbeat_s)
             except BaseException:
                 self.log.close()
                 self.meta.close()
@@ -85,7 +84,7 @@ class BrokerApp:
         self.kafka = KafkaServer(self.broker)
         self.http = HttpEndpoint(self.metrics.render, lambda: not self.kafka.closing)
 
-    def _open_lane(self, url: str, wait_s: float) -> None:
+    def _open_lane(self, url: str, wait_s: float, heartbeat_s: float) -> None:
         """Publish every append on the fast lane at ``url``. The lane is lossy by design
         (consumers fill gaps from the log), so an unreachable server delays nothing: it
         is waited for up to ``wait_s`` at start-up, then reconnected in the background."""
@@ -96,7 +95,7 @@ class BrokerApp:
         wait = getattr(self.lane, "wait_connected", None)
         if wait is not None and not wait(wait_s):
             log.warning("fast lane %s not reachable yet; publishing once it is", url)
-        self._detach_lane = attach(self.log, self.lane, heartbeat_s=LANE_HEARTBEAT_S)
+        self._detach_lane = attach(self.log, self.lane, heartbeat_s=heartbeat_s or None)
 
     def _close_lane(self) -> None:
         if self._detach_lane is not None:

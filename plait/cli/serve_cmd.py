@@ -39,12 +39,16 @@ from plait.errors import PlaitError
 @click.option("--fastlane", "fastlane_url", default=None,
               help="Also publish every appended batch on this fast lane (nats://host:port, "
                    "subjects plait.<topic>.<partition>) for low-latency consumers.")
+@click.option("--lane-heartbeat-ms", default=200, show_default=True, type=click.IntRange(0),
+              help="End markers on the fast lane for partitions quiet this long, so that "
+                   "idle remote low-latency consumers stop fetching (0: none).")
 @click.option("--log-level", default="WARNING", show_default=True)
 def serve(
     data_dir: Path | None, host: str, kafka_port: int, http_port: int, meta_url: str | None,
     advertised_host: str | None, auto_create: bool, default_partitions: int,
     max_request_mib: int, max_connections: int, max_inflight: int,
-    group_initial_delay_ms: int, fsync: str | None, fastlane_url: str | None, log_level: str,
+    group_initial_delay_ms: int, fsync: str | None, fastlane_url: str | None,
+    lane_heartbeat_ms: int, log_level: str,
 ) -> None:
     """Serve the embedded log to any Kafka client. Stops cleanly on SIGINT/SIGTERM."""
     if data_dir is None:
@@ -63,6 +67,7 @@ def serve(
             http_port=http_port,
             log_config=LogConfig(fsync=fsync) if fsync else None,  # type: ignore[arg-type]
             fastlane_url=fastlane_url,
+            lane_heartbeat_s=lane_heartbeat_ms / 1000,
             broker=BrokerConfig(
                 host=host, port=kafka_port, advertised_host=advertised_host,
                 auto_create_topics=auto_create, default_partitions=default_partitions,
