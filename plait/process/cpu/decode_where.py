@@ -100,8 +100,12 @@ _tokens = itertools.count(1)
 
 @_RELEASE
 def _release_batch(array: int) -> None:
-    """Arrow is done with a gathered batch: its arena may go (the GIL is held here)."""
-    _LIVE.pop(ctypes.c_int64.from_address(array + 72).value, None)
+    """Arrow is done with a gathered batch: its arena may go (ctypes holds the GIL here).
+    A batch outliving the interpreter's teardown of this module only marks itself."""
+    try:
+        _LIVE.pop(ctypes.c_int64.from_address(array + 72).value, None)
+    except Exception:  # noqa: BLE001 - at exit, module globals may be gone already
+        pass
     ctypes.c_void_p.from_address(array + 64).value = None  # marks it released
 
 
