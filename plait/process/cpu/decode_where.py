@@ -11,6 +11,7 @@ same scan and the caller filters with Arrow.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import itertools
@@ -102,10 +103,8 @@ _tokens = itertools.count(1)
 def _release_batch(array: int) -> None:
     """Arrow is done with a gathered batch: its arena may go (ctypes holds the GIL here).
     A batch outliving the interpreter's teardown of this module only marks itself."""
-    try:
+    with contextlib.suppress(Exception):  # at exit, module globals may be gone already
         _LIVE.pop(ctypes.c_int64.from_address(array + 72).value, None)
-    except Exception:  # noqa: BLE001 - at exit, module globals may be gone already
-        pass
     ctypes.c_void_p.from_address(array + 64).value = None  # marks it released
 
 
