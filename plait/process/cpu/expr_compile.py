@@ -8,7 +8,8 @@ Semantics (the contract the property tests check against a per-record Python eva
 * ``/`` is true division in float64 (IEEE: ``x/0`` is ±inf or nan). ``%`` is floored like
   Python's; an integer ``x % 0`` is null, a float one nan. ``+ - *`` on integers raise
   :class:`EvaluationError` on int64 overflow instead of wrapping.
-* ``x in (...)`` is null when ``x`` is null; list items must be literals of ``x``'s type.
+* ``x in (...)`` is null when ``x`` is null, else whether ``x = item`` for some item (so
+  -0.0 is in ``(0.0)``); list items must be literals of ``x``'s type.
 * ``contains``/``startswith``/``endswith`` take a string literal on the right.
 """
 
@@ -241,12 +242,15 @@ class _Compiler:
                 raise self.err(
                     f"list item {item.value!r} cannot be a {set_type} exactly", item.pos
                 ) from exc
+        floats = set_type == "float"
+        if floats:  # is_in hashes floats by their bits: -0.0 would miss 0.0, which it equals
+            items = [0.0 if v == 0 else v for v in items]
         values = pa.array(items, type=at)
         negated = n.negated
 
         def run(b: pa.RecordBatch) -> Value:
             x = _as(f(b), at)
-            hit = pc.is_in(x, value_set=values)
+            hit = pc.is_in(pc.add(x, 0.0) if floats else x, value_set=values)  # -0.0 + 0.0 is 0.0
             if negated:
                 hit = pc.invert(hit)
             if not isinstance(x, pa.Scalar) and x.null_count == 0:

@@ -127,3 +127,20 @@ def test_integer_overflow_is_an_error_not_a_wrap() -> None:
     )
     with pytest.raises(EvaluationError, match="n \\* 4"):
         compile_expr("n * 4", big.schema)(big)
+
+
+@pytest.mark.parametrize("text", ["f in (0.0)", "f in (-0.0)", "f in (0)", "f = 0.0"])
+def test_minus_zero_is_in_a_list_holding_zero_as_it_equals_it(text: str) -> None:
+    # Arrow's is_in hashes floats by their bits, where -0.0 and 0.0 differ; `in` is
+    # "equal to some item", and -0.0 = 0.0 (the GPU engine compares that way too).
+    batch = pa.record_batch({"f": pa.array([-0.0, 0.0, 1.0, None])})
+    assert compile_expr(text, batch.schema, want="bool")(batch).to_pylist() == [
+        True, True, False, None
+    ]
+
+
+def test_an_in_list_int_that_float64_cannot_hold_is_a_type_error_at_its_item() -> None:
+    schema = pa.schema([("f", pa.float64())])
+    with pytest.raises(ExpressionTypeError) as err:
+        compile_expr("f in (1.5, 9007199254740993)", schema)
+    assert err.value.column == 11 and "cannot be a float exactly" in str(err.value)
