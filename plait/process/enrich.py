@@ -149,7 +149,10 @@ class ReferenceTable:
         if pa.types.is_integer(probe_type) and _search_pays(batch.num_rows, len(snap.keys)):
             pos = self.sorted_index(snap, probe_type, on).positions(batch.column(idx))
         else:
-            pos = pc.index_in(batch.column(idx), value_set=self.keys_as(snap, probe_type, on))
+            probe, keys = batch.column(idx), self.keys_as(snap, probe_type, on)
+            if pa.types.is_floating(probe_type):  # index_in hashes float bits: -0.0 + 0.0
+                probe, keys = pc.add(probe, 0.0), pc.add(keys, 0.0)  # is 0.0, equal keys meet
+            pos = pc.index_in(probe, value_set=keys)
         return self.attach(batch, snap, pos)
 
     def sorted_index(self, snap: _Snapshot, probe_type: pa.DataType, on: str) -> SortedIntIndex:

@@ -140,3 +140,12 @@ def test_window_config_errors() -> None:
     op = WindowOperator(WindowSpec(size=10, time="ts"))
     with pytest.raises(SchemaError, match="integer or timestamp"):
         op.process(pa.record_batch({"ts": ["a"]}))
+
+
+def test_a_minus_zero_float_key_finds_the_zero_key() -> None:
+    # Arrow's index_in hashes float bits, where -0.0 and 0.0 differ; as keys they are equal.
+    ref = ReferenceTable(pa.table({"k": pa.array([0.0, 1.5]), "v": ["zero", "one and a half"]}), "k")
+    batch = pa.record_batch({"k": pa.array([-0.0, 0.0, 1.5, 2.0, None])})
+    assert ref.lookup(batch, "k").column("v").to_pylist() == [
+        "zero", "zero", "one and a half", None, None
+    ]
