@@ -5,6 +5,7 @@ a real nats-server, a real confluent-kafka producer writes, and the consumer fro
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import subprocess
@@ -155,35 +156,48 @@ def test_both_paths_give_the_same_columns_as_a_plain_consumer(remote: KafkaClien
     consumer.close()
 
 
-def test_a_batch_the_lane_dropped_is_filled_from_the_broker_at_once(tmp_path: Path) -> None:
-    # A nats-server whose max_payload is below one stored batch: the broker's lane
-    # drops that batch (a single batch is never split), so the consumer sees the
-    # next lane message above its expected offset, a gap, with nothing faked.
+@contextlib.contextmanager
+def small_payload_lane(tmp_path: Path) -> Iterator[KafkaClient]:
+    """plait serve on a nats-server whose max_payload is below one ~100 KB stored batch:
+    the broker's lane drops such a batch (a single batch is never split), a real loss
+    with nothing faked. Yields a client connected to both."""
     conf = tmp_path / "small.conf"
     conf.write_text("max_payload: 16384\n")
     with nats_server(tmp_path / "nats", extra_args=("-c", str(conf))) as small_nats, \
             ServeProcess(tmp_path / "data", "--fastlane", small_nats.url) as serve:
         client = _connect(serve, NatsFastLane([small_nats.url], reconnect_wait=0.05))
         try:
-            new_topic(client, "gappy", 1)
-            # A long fallback: only the gap itself may make the consumer read the log.
-            consumer = client.low_latency_consumer(["gappy"], fallback_after=30.0)
-            produce(client, "gappy", 0, range(10))
-            got = collect(consumer, 10)
-            produce(client, "gappy", 0, range(10, 1010), size=100)  # ~100 KB: one batch
-            produce(client, "gappy", 0, range(1010, 1020))
-            started = time.monotonic()
-            collect(consumer, 1020, into=got)
-            assert time.monotonic() - started < 5, "the gap waited for the fallback timer"
-            assert_exactly_once_in_order({0: list(range(1020))}, got)
-            stats = consumer.stats
-            # The fill may also bring the batch after the gap before the lane's copy
-            # of it is used; that copy is then dropped as below the expected offset.
-            assert stats.gap_fills >= 1 and stats.log_events >= 1000, stats
-            assert stats.lane_events >= 10 and stats.fallback_reads == 0, stats
-            consumer.close()
+            yield client
         finally:
             client.close()
+
+
+@pytest.mark.parametrize("then", [10, 0], ids=["more-after-it", "last-of-burst"])
+def test_a_batch_the_lane_dropped_is_filled_from_the_broker_at_once(
+    tmp_path: Path, then: int
+) -> None:
+    # With more events after it, the consumer sees the next lane message above its
+    # expected offset: a gap. As the last of a burst, no lane message follows, and the
+    # quiet partition's end marker shows the gap. A long fallback (30 s) makes sure the
+    # silence timer is not what fills it.
+    with small_payload_lane(tmp_path) as client:
+        new_topic(client, "gappy", 1)
+        consumer = client.low_latency_consumer(["gappy"], fallback_after=30.0)
+        produce(client, "gappy", 0, range(10))
+        got = collect(consumer, 10)
+        produce(client, "gappy", 0, range(10, 1010), size=100)  # ~100 KB: one batch
+        if then:
+            produce(client, "gappy", 0, range(1010, 1010 + then))
+        started = time.monotonic()
+        collect(consumer, 1010 + then, into=got)
+        assert time.monotonic() - started < 5, "the gap waited for the fallback timer"
+        assert_exactly_once_in_order({0: list(range(1010 + then))}, got)
+        stats = consumer.stats
+        # The fill may also bring the batch after the gap before the lane's copy
+        # of it is used; that copy is then dropped as below the expected offset.
+        assert stats.gap_fills >= 1 and stats.log_events >= 1000, stats
+        assert stats.lane_events >= 10 and stats.fallback_reads == 0, stats
+        consumer.close()
 
 
 def test_with_no_lane_reachable_the_broker_serves_everything(broker: ServeProcess) -> None:
@@ -492,27 +506,3 @@ def test_an_idle_consumer_stops_fetching_once_the_lane_says_where_the_log_ends(
         finally:
             client.close()
 
-
-def test_a_dropped_last_batch_is_read_when_the_end_marker_comes(tmp_path: Path) -> None:
-    # The lane drops the last batch of a burst (over nats-server's max_payload) and no
-    # lane message follows it. The end marker of the quiet partition shows the gap; the
-    # silence timer (30 s here) is not what fills it.
-    conf = tmp_path / "small.conf"
-    conf.write_text("max_payload: 16384\n")
-    with nats_server(tmp_path / "nats", extra_args=("-c", str(conf))) as small_nats, \
-            ServeProcess(tmp_path / "data", "--fastlane", small_nats.url) as serve:
-        client = _connect(serve, NatsFastLane([small_nats.url], reconnect_wait=0.05))
-        try:
-            new_topic(client, "tail", 1)
-            consumer = client.low_latency_consumer(["tail"], fallback_after=30.0)
-            produce(client, "tail", 0, range(10))
-            got = collect(consumer, 10)
-            produce(client, "tail", 0, range(10, 1010), size=100)  # ~100 KB: one batch
-            started = time.monotonic()
-            collect(consumer, 1010, into=got)
-            assert time.monotonic() - started < 5, "the dropped tail waited for the silence timer"
-            assert_exactly_once_in_order({0: list(range(1010))}, got)
-            assert consumer.stats.gap_fills >= 1 and consumer.stats.fallback_reads == 0
-            consumer.close()
-        finally:
-            client.close()
