@@ -16,4 +16,8 @@ done
 run kafka bench kafka --messages 1000000
 run meta bench meta
 run process bench process --engine cpu --batch 1000 --batch 65536 --batch 1048576
+for hb in 200 0; do
+    echo "== idle-consumer-$hb: python benchmarks/idle_consumer_cost.py 5 $hb" >&2
+    python3 "$(dirname "$0")/idle_consumer_cost.py" 5 "$hb" > "$OUT/$stamp-idle-consumer-$hb.txt"
+done
 echo "results in $OUT" >&2
