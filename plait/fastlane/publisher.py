@@ -34,9 +34,16 @@ logger = logging.getLogger(__name__)
 class LanePublisher:
     """The listener set for one (log, lane) pair; :func:`attach` is the usual entry."""
 
-    def __init__(self, log: Log, lane: FastLane, heartbeat_s: float | None = None) -> None:
+    def __init__(
+        self,
+        log: Log,
+        lane: FastLane,
+        heartbeat_s: float | None = None,
+        max_markers_per_beat: int = 1000,
+    ) -> None:
         self._log = log
         self._lane = lane
+        self._max_markers = max(1, max_markers_per_beat)
         self._lock = threading.Lock()
         self._attached: dict[tuple[str, int], Partition] = {}
         # per partition: the end of what was published, and when the lane last carried
@@ -58,19 +65,26 @@ class LanePublisher:
         self._published[(topic, partition)] = (last + 1, time.monotonic())
 
     def _beat(self, every: float) -> None:
-        """Publish an end marker for each partition the lane was quiet about for ``every``."""
+        """Publish an end marker for each partition the lane was quiet about for ``every``,
+        at most ``max_markers_per_beat`` per beat, the longest-quiet first: past that
+        many quiet partitions each one's markers come less often (and a consumer that
+        finds its marker stale reads the log to be sure), instead of the heartbeat
+        growing without bound."""
         while not self._stop.wait(every):
             try:
                 topics = set(self._log.list_topics())
             except LogError:
                 return  # the log is closing
             now = time.monotonic()
+            due: list[tuple[float, tuple[str, int], int]] = []
             for key, (end, at) in list(self._published.items()):
                 if key[0] not in topics:  # deleted: nothing to mark any more
                     self._published.pop(key, None)
-                    continue
-                if now - at < every:
-                    continue
+                elif now - at >= every:
+                    due.append((at, key, end))
+            if len(due) > self._max_markers:
+                due = sorted(due)[: self._max_markers]
+            for _, key, end in due:
                 try:
                     self._lane.publish(key[0], key[1], end, end - 1, b"")
                 except FastLaneClosedError:
@@ -125,11 +139,15 @@ class LanePublisher:
             self._attached.clear()
 
 
-def attach(log: Log, lane: FastLane, *, heartbeat_s: float | None = None) -> Detach:
+def attach(
+    log: Log, lane: FastLane, *, heartbeat_s: float | None = None,
+    max_markers_per_beat: int = 1000,
+) -> Detach:
     """Publish every append of ``log`` (all partitions, also of later topics) on ``lane``,
-    and with ``heartbeat_s`` an end marker for each partition quiet that long.
+    and with ``heartbeat_s`` an end marker for each partition quiet that long (at most
+    ``max_markers_per_beat`` a beat, the longest-quiet first).
 
     Returns a function that detaches again. Detach before closing the lane; closing the
     log first is fine.
     """
-    return LanePublisher(log, lane, heartbeat_s).detach
+    return LanePublisher(log, lane, heartbeat_s, max_markers_per_beat).detach

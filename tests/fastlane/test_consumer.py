@@ -323,3 +323,20 @@ def test_quiet_partitions_get_end_markers_that_follow_the_log(
     assert len(seen) == count, "end markers for a deleted topic"
     detach()
     assert not [t for t in threading.enumerate() if t.name == "plait-lane-heartbeat"]
+
+
+def test_end_markers_per_beat_are_capped_and_reach_every_quiet_partition_in_turn(
+    client: EmbeddedClient,
+) -> None:
+    lane = InProcFastLane()
+    client.create_topic("many", 6)
+    detach = attach(client.log, lane, heartbeat_s=0.05, max_markers_per_beat=2)
+    marks: list[tuple[float, int]] = []
+    for p in range(6):
+        lane.subscribe("many", p, lambda base, last, data, p=p: marks.append((time.monotonic(), p)))
+    wait_until(lambda: {p for _, p in marks} == set(range(6)), 10, "a marker for every partition")
+    time.sleep(0.5)
+    detach()
+    times = sorted(t for t, _ in marks)
+    # beats are 50 ms apart: no 40 ms window holds more than one beat's two markers
+    assert all(sum(1 for u in times if t <= u < t + 0.04) <= 2 for t in times), times
