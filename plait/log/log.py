@@ -71,6 +71,11 @@ class Log:
         self._closed = False
         self._next_pid = self._pid_block_end = self._read_pid_block_end()
         self._stop = threading.Event()
+        # Partitions with unflushed data under the interval policy (reported by their
+        # appends); the flusher looks at these only. ``_wake`` cuts its sleep short.
+        self._dirty: set[Partition] = set()
+        self._dirty_lock = threading.Lock()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._topic_listeners: list[Callable[[str], None]] = []
 
@@ -114,7 +119,8 @@ class Log:
         doc = json.loads((folder / "topic.json").read_text())
         config = self.config.with_overrides(doc.get("config", {}))
         info = TopicInfo(doc["name"], int(doc["partitions"]), config)
-        parts = [Partition(info.name, i, folder / str(i), config, clean=clean)
+        parts = [Partition(info.name, i, folder / str(i), config, clean=clean,
+                           on_dirty=self._mark_dirty)
                  for i in range(info.partitions)]
         self._topics[info.name] = (info, parts)
 
@@ -140,7 +146,8 @@ class Log:
             os.rename(staging, final)
             fsync_dir(self.path / "topics")
             info = TopicInfo(name, partitions, config)
-            parts = [Partition(name, i, final / str(i), config, clean=True)
+            parts = [Partition(name, i, final / str(i), config, clean=True,
+                               on_dirty=self._mark_dirty)
                      for i in range(partitions)]
             self._topics[name] = (info, parts)
             listeners = list(self._topic_listeners)
@@ -247,35 +254,63 @@ class Log:
                                         daemon=True)
         self._thread.start()
 
+    def _stop_background(self) -> None:
+        """Stop the flusher thread and wait for it (close, and tests that model a crash)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _mark_dirty(self, partition: Partition) -> None:
+        """A partition's append left unflushed data (once per flush cycle): look at it."""
+        with self._dirty_lock:
+            self._dirty.add(partition)
+        self._wake.set()
+
     def _background(self) -> None:
-        """The interval flusher and the periodic retention check, in one thread."""
+        """The interval flusher and the periodic retention check, in one thread.
+
+        Why a set of dirty partitions rather than a walk over all of them: the walk, every
+        half interval, cost an idle log with 5,000 partitions ~24% of a core. Each
+        partition is fsynced once ``interval_ms`` has passed since its last fsync (at
+        once when that was long ago); the thread sleeps until the next one is due, a
+        new dirty partition, the retention check or close."""
         next_retention = time.monotonic() + RETENTION_CHECK_MS / 1000
         while not self._stop.is_set():
-            parts = self._all_partitions()
-            intervals = [p.config.fsync.interval_ms for p in parts
-                         if p.config.fsync.mode == "interval"]
-            wait = min(intervals, default=1000) / 1000 / 2
-            if self._stop.wait(wait):
-                return
             now = time.monotonic()
-            for p in parts:
+            with self._dirty_lock:
+                batch, self._dirty = self._dirty, set()
+                self._wake.clear()
+            waiting: set[Partition] = set()
+            sleep = max(0.0, next_retention - now)
+            for p in batch:
                 try:
-                    p.flush_if_due(now)
-                    if now >= next_retention:
-                        p.enforce_retention()
+                    left = p.flush_if_due(now)
                 except Exception:  # keep flushing the others; the error is logged
-                    logger.exception("background work on %r failed", p)
+                    logger.exception("background flush of %r failed", p)
+                    left = 0.05  # try again soon
+                if left is not None:
+                    waiting.add(p)
+                    sleep = min(sleep, left)
+            if waiting:
+                with self._dirty_lock:
+                    self._dirty |= waiting
             if now >= next_retention:
+                for p in self._all_partitions():
+                    try:
+                        p.enforce_retention()
+                    except Exception:  # keep checking the others; the error is logged
+                        logger.exception("retention on %r failed", p)
                 next_retention = now + RETENTION_CHECK_MS / 1000
+                continue
+            self._wake.wait(sleep)
 
     def close(self) -> None:
         """Flush, seal, snapshot, mark the shutdown clean and release the lock; idempotent."""
         with self._lock:
             if self._closed:
                 return
-            self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._stop_background()
         with self._lock:
             for p in [p for _, parts in self._topics.values() for p in parts]:
                 p.close()

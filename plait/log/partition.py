@@ -59,8 +59,13 @@ class Partition:
     """Append, read and wait on one partition of a topic; safe to share between threads."""
 
     def __init__(self, topic: str, index: int, directory: Path, config: LogConfig,
-                 *, clean: bool) -> None:
+                 *, clean: bool, on_dirty: Callable[[Partition], None] | None = None) -> None:
         self.topic = topic
+        # Under the ``interval`` policy: called after an append leaves this partition
+        # with unflushed data, once per flush cycle (the Log's flusher then looks only at
+        # such partitions, so idle ones cost nothing).
+        self._on_dirty = on_dirty
+        self._queued = False  # reported to on_dirty since the flusher last looked
         self.index = index
         self.directory = directory
         self.config = config
@@ -136,6 +141,10 @@ class Partition:
             return duplicate
         if self.config.fsync.mode == "always":
             self._flush_to(result.last_offset + 1)
+        elif self._on_dirty is not None and not self._queued \
+                and self.config.fsync.mode == "interval":
+            self._queued = True  # after the write: a flush that clears this sees it
+            self._on_dirty(self)
         if rolled:
             self.enforce_retention(now)
         self._deliver()
@@ -240,16 +249,29 @@ class Partition:
             write_recovery_point(self.directory, point)
             self._recovery_point = point
 
-    def flush_if_due(self, monotonic_now: float) -> None:
-        """Called by the Log's flusher thread for ``interval`` policies."""
+    def flush_if_due(self, monotonic_now: float) -> float | None:
+        """Called by the Log's flusher thread for ``interval`` policies: fsync when data
+        is waiting and ``interval_ms`` has passed since the last fsync. Returns in how
+        many seconds this partition is due, or None when nothing is left waiting."""
         fsync = self.config.fsync
         if fsync.mode != "interval" or self._closed:
-            return
-        if (monotonic_now - self._last_flush) * 1000 >= fsync.interval_ms and (
-            self._durable_offset < self._leo or self._dir_dirty
+            self._queued = False
+            return None
+        if not self._unflushed():  # flushed meanwhile (a roll, an explicit flush)
+            self._queued = False
+            if not self._unflushed():  # an append that saw the old flag did not report
+                return None
+            self._queued = True
+        left = self._last_flush + fsync.interval_ms / 1000 - monotonic_now
+        if left > 0:
+            return left  # still reported: its appends need not wake the flusher again
+        self._queued = False  # before the flush: an append from here on reports again
+        self.flush()
+        return None
+
+    def _unflushed(self) -> bool:
+        return self._durable_offset < self._leo or self._dir_dirty \
             or any(s.dirty for s in self._segments[-2:])
-        ):
-            self.flush()
 
     # -- reads -----------------------------------------------------------------
 

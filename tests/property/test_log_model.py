@@ -170,9 +170,8 @@ class LogModel(RuleBasedStateMachine):
     @rule()
     def crash_and_reopen(self) -> None:
         log = self.log
-        log._stop.set()
         assert log._thread is not None
-        log._thread.join()
+        log._stop_background()
         for p in log.partitions("m"):
             p.abandon()
         log._lock_file.release()

@@ -45,9 +45,7 @@ def crash(log: Log) -> None:
     Written bytes stay (they are in the page cache, as after kill -9); the kernel would
     release the lock, so the test releases it.
     """
-    log._stop.set()
-    if log._thread is not None:
-        log._thread.join()
+    log._stop_background()
     for parts in log._topics.values():
         for p in parts[1]:
             p.abandon()
