@@ -11,23 +11,14 @@ Prometheus counter) and the CPU plait serve used, as a share of one core.
 from __future__ import annotations
 
 import os
-import re
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import plait
 from plait.bench.servers import start_nats
 from plait.broker.testing import ServeProcess
-
-
-def fetch_requests(serve: ServeProcess) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{serve.http_port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    found = re.findall(r'plait_broker_requests_total\{api="Fetch"[^}]*\} (\S+)', text)
-    return sum(float(v) for v in found)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -51,11 +42,11 @@ def main(seconds: float = 5.0, heartbeat_ms: int = 200) -> None:
                 while got < 10 and time.monotonic() < deadline:
                     got += len(consumer.poll(0.5))
                 time.sleep(0.5)  # past the first end marker
-                f0, c0, t0 = fetch_requests(serve), cpu_seconds(serve.proc.pid), time.monotonic()
+                f0, c0, t0 = serve.requests_answered("Fetch"), cpu_seconds(serve.proc.pid), time.monotonic()
                 while time.monotonic() - t0 < seconds:
                     consumer.poll(0.2)
                 elapsed = time.monotonic() - t0
-                f1, c1 = fetch_requests(serve), cpu_seconds(serve.proc.pid)
+                f1, c1 = serve.requests_answered("Fetch"), cpu_seconds(serve.proc.pid)
                 print(f"events read {got}; idle {elapsed:.1f} s: "
                       f"{(f1 - f0) / elapsed:.1f} Fetch/s, plait serve "
                       f"{(c1 - c0) / elapsed * 100:.1f}% of a core; "

@@ -70,6 +70,23 @@ class ServeProcess:
     def output(self) -> str:
         return self.stderr_path.read_text(errors="replace")
 
+    def requests_answered(self, api: str) -> float:
+        """Requests of ``api`` (e.g. "Fetch") the broker has answered, whatever their
+        error code: its ``plait_broker_requests`` counter, scraped from /metrics."""
+        from urllib.request import urlopen
+
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urlopen(f"http://{self.host}:{self.http_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "plait_broker_requests"
+            for sample in family.samples
+            if sample.name == "plait_broker_requests_total" and sample.labels.get("api") == api
+        )
+
     def stop(self, timeout: float = 15.0) -> int:
         """SIGTERM and wait for a clean exit; returns the exit status."""
         if self.proc is None:

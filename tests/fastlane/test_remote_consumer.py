@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -473,13 +472,6 @@ def test_fetched_data_waiting_for_the_reader_stays_under_its_cap(remote: KafkaCl
     consumer.close()
 
 
-def _fetch_requests(serve: ServeProcess) -> float:
-    """Fetch requests the broker has answered (its Prometheus counter)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{serve.http_port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    return sum(float(v) for v in re.findall(r'plait_broker_requests_total\{api="Fetch"[^}]*\} (\S+)', text))
-
-
 def test_an_idle_consumer_stops_fetching_once_the_lane_says_where_the_log_ends(
     tmp_path: Path, nats: NatsServer
 ) -> None:
@@ -494,11 +486,11 @@ def test_an_idle_consumer_stops_fetching_once_the_lane_says_where_the_log_ends(
                 got = collect(consumer, 100)
                 wait_until(lambda: consumer.poll(0.1) == [] and consumer.stats.end_markers >= 4,
                            what="end markers for both partitions")
-                before = _fetch_requests(serve)
+                before = serve.requests_answered("Fetch")
                 deadline = time.monotonic() + 2.0
                 while time.monotonic() < deadline:
                     assert consumer.poll(0.2) == []
-                idle = _fetch_requests(serve) - before
+                idle = serve.requests_answered("Fetch") - before
                 assert idle <= 4, f"{idle} fetches in 2 s of idling"
                 produce(client, "quiet", 1, range(100, 150))  # and the lane still serves
                 collect(consumer, 150, into=got)

@@ -139,8 +139,8 @@ def scan_cells(
     else:
         ivals, fvals = _scratch_cells(plan, n, "numbers")
     flags, bvals, valid, s_start, s_len = _scratch_cells(plan, n, "cells")
-    sc = Cells(records, flags, 0, ivals, fvals, bvals, valid, s_start, s_len, _ranges(n))
-    sc.numbers_to_arrow = numbers_to_arrow
+    sc = Cells(records, flags, 0, ivals, fvals, bvals, valid, s_start, s_len, _ranges(n),
+               numbers_to_arrow)
 
     def task(lo: int, hi: int) -> Callable[[], object]:
         return lambda: K.scan(
