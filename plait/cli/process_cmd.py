@@ -151,32 +151,35 @@ def run_pipeline(fn: Callable[[Iterable[Any]], Any], source: Iterable[Any]) -> A
 
 
 def topic_source(
-    client: Any, topic: str, group: str, *, idle_timeout: float | None
+    client: Any, topic: str, group: str, *, idle_timeout: float | None,
+    max_records: int | None = None, member_id: str | None = None,
 ) -> Iterator[Any]:
     """A topic's events as RawBatch objects, committing offsets behind the pipeline.
 
     The group's committed offset of a batch is stored when the pipeline asks for
     the next batch, i.e. after it has processed this one (at-least-once into the
-    sinks; the Parquet sink makes replays idempotent by offset). Offsets are those
-    of each event's own partition: for a Parquet sink, give it a one-partition topic.
+    sinks; the Parquet sink makes replays idempotent by partition and offset). Each
+    batch is one partition's events and says which (the pipeline's ``_partition``).
     Stops after ``idle_timeout`` seconds without events (None: runs until Ctrl-C).
     """
     import time
 
     from plait.pipeline.steps import RawBatch
 
-    consumer = client.consumer([topic], group=group, auto_offset_reset="earliest")
+    consumer = client.consumer(
+        [topic], group=group, auto_offset_reset="earliest", member_id=member_id
+    )
     try:
         idle_since = time.monotonic()
         while True:
-            batches = consumer.poll_batch(timeout=0.5)
+            batches = consumer.poll_batch(timeout=0.5, max_records=max_records)
             if not batches:
                 if idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
                     return
                 continue
             idle_since = time.monotonic()
             for batch in batches:
-                yield RawBatch(batch.values.to_pylist(), batch.offsets)
+                yield RawBatch(batch.values.to_pylist(), batch.offsets, batch.partition)
             consumer.commit()
     finally:
         consumer.close()
@@ -186,6 +189,9 @@ def topic_source(
 @click.argument("pipeline_path", metavar="PIPELINE.py", type=click.Path(dir_okay=False))
 @click.option("--topic", default=None, help="Read this topic as a member of --group, committing offsets.")
 @click.option("--group", default="plait-run", show_default=True, help="Consumer group for --topic.")
+@click.option("--member-id", default=None, metavar="ID",
+              help="Static group membership: a restart with the same ID resumes its "
+                   "partitions at once, not after the old session times out.")
 @click.option("--idle-timeout", type=click.FloatRange(min=0), default=None,
               help="With --topic, stop after SECONDS without events (default: run until Ctrl-C).")
 @click.option("--bootstrap", default=None, metavar="HOST:PORT", help="Read --topic through a broker.")
@@ -195,11 +201,13 @@ def topic_source(
     is_flag=True,
     help="Read JSON lines from stdin instead of a topic.",
 )
-@click.option("--batch-size", type=int, default=4096, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="Most records per batch (from a topic: per poll, each partition its own batch).")
 @click.pass_context
 def run(
     ctx: click.Context, pipeline_path: str, topic: str | None, group: str,
-    idle_timeout: float | None, bootstrap: str | None, use_stdin: bool, batch_size: int,
+    member_id: str | None, idle_timeout: float | None, bootstrap: str | None,
+    use_stdin: bool, batch_size: int,
 ) -> None:
     """Run PIPELINE.py, a file defining pipeline(source), over a topic or stdin."""
     if (topic is None) == (not use_stdin):
@@ -213,7 +221,12 @@ def run(
 
             with open_client(ctx, bootstrap) as client:
                 stats = run_pipeline(
-                    fn, topic_source(client, str(topic), group, idle_timeout=idle_timeout)
+                    fn,
+                    topic_source(
+                        client, str(topic), group,
+                        idle_timeout=idle_timeout, max_records=batch_size,
+                        member_id=member_id,
+                    ),
                 )
     except PlaitError as exc:
         raise click.ClickException(_one_line(exc)) from exc

@@ -416,19 +416,25 @@ class KafkaConsumer:
         auto_offset_reset: Literal["earliest", "latest"] = "latest",
         from_beginning: bool = False,
         max_poll_records: int = 10_000,
+        member_id: str | None = None,
         **config: Any,
     ) -> None:
+        """``member_id``: static group membership (Kafka's ``group.instance.id``): a
+        restarted member with the same id takes its partitions back at once instead of
+        after its previous incarnation's session times out."""
         self._client = client
         self._ck = client._ck
         self.group = group
         self._reset = "earliest" if from_beginning else auto_offset_reset
         self._max_records = max_poll_records
+        static = {"group.instance.id": member_id} if member_id else {}
         self._consumer = self._ck.Consumer(
             {
                 **client._config,
                 "group.id": group or "plait-standalone",
                 "enable.auto.commit": False,
                 "auto.offset.reset": self._reset,
+                **static,
                 **config,
             }
         )

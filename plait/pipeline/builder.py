@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from plait.pipeline.steps import (
     OFFSET,
+    PARTITION,
     Context,
     Decode,
     Decrypt,
@@ -192,13 +193,18 @@ class Pipeline:
         the sinks). Undecoded input gets offsets continuing from the previous batch unless
         it is a RecordBatch with an ``_offset`` column or a RawBatch."""
         batch: Any = self._normalize(item)
+        partition = batch.partition if isinstance(batch, RawBatch) else None
+        self._ctx.partition = partition
         outs = self._run_from(0, batch)
+        if partition is not None:
+            outs = [_with_partition(b, partition) for b in outs]
         self._deliver(outs)
         return outs
 
     def flush(self) -> list[pa.RecordBatch]:
         """End of input: let stateful steps (windows) emit what they hold."""
         outs: list[pa.RecordBatch] = []
+        self._ctx.partition = None  # what windows hold spans partitions
         for i, step in enumerate(self.steps):
             tail = step.flush(self._ctx)
             if tail is not None and tail.num_rows:
@@ -309,7 +315,9 @@ class Pipeline:
                     for v in item.column("value").to_pylist()
                 ]
                 return RawBatch(
-                    vals, item.column(OFFSET).to_numpy(zero_copy_only=False)
+                    vals,
+                    item.column(OFFSET).to_numpy(zero_copy_only=False),
+                    _one_partition(item),
                 )
             return item
         values = list(item)
@@ -318,6 +326,29 @@ class Pipeline:
         )
         self._next_offset += len(values)
         return RawBatch(values, offs)
+
+
+def _with_partition(batch: pa.RecordBatch, partition: int) -> pa.RecordBatch:
+    """Rows that carry input offsets get their input partition beside them: an offset
+    names an event only together with its partition (what the Parquet sink keys on)."""
+    if OFFSET not in batch.schema.names or PARTITION in batch.schema.names:
+        return batch
+    return batch.append_column(
+        PARTITION, pa.array(np.full(batch.num_rows, partition, dtype=np.int32))
+    )
+
+
+def _one_partition(item: pa.RecordBatch) -> int | None:
+    """The input partition of a batch to decode, from its ``_partition`` column."""
+    idx = item.schema.get_field_index(PARTITION)
+    if idx < 0 or item.num_rows == 0:
+        return None
+    parts = item.column(idx)
+    if parts.null_count or len(parts.unique()) != 1:
+        raise SchemaError(
+            f"decode: expected one input partition per batch in {PARTITION!r}, got {parts.unique().to_pylist()}"
+        )
+    return int(parts[0].as_py())
 
 
 def _rows(item: SourceItem) -> int:

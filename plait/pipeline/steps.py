@@ -2,7 +2,9 @@
 when nothing is left to pass on), reporting rejected rows through the Context.
 
 Every step keeps row order and keeps the ``_offset`` column (each row's input offset),
-which dead letters and the exactly-once Parquet sink rely on.
+which dead letters and the exactly-once Parquet sink rely on. A batch read from a topic
+is one partition's events; the pipeline adds that partition as ``_partition`` to what
+it hands the sinks, since offsets are only unique within a partition.
 """
 
 from __future__ import annotations
@@ -25,14 +27,19 @@ from plait.process.schema import Schema
 from plait.process.window import WindowOperator, WindowSpec
 
 OFFSET = "_offset"
+PARTITION = "_partition"
 
 
 @dataclass
 class RawBatch:
-    """Undecoded records and their input offsets (what a source yields before decode)."""
+    """Undecoded records and their input offsets (what a source yields before decode).
+
+    ``partition``: the input partition the records come from, when the source is a topic.
+    """
 
     values: Sequence[bytes]
     offsets: np.ndarray
+    partition: int | None = None
 
 
 @dataclass
@@ -40,6 +47,7 @@ class Context:
     engines: EngineSelector
     on_dead: DeadLetterHandler
     dead_count: int = 0
+    partition: int | None = None  # the input partition of the batch being processed
 
     def reject(
         self,
@@ -56,7 +64,7 @@ class Context:
                 offset = _offset_at(batch, pos)
                 value = batch.slice(pos, 1).to_pylist()[0]
             self.dead_count += 1
-            self.on_dead(DeadLetter(stage, pos, reason, offset, value))
+            self.on_dead(DeadLetter(stage, pos, reason, offset, value, self.partition))
 
 
 def _offset_at(batch: pa.RecordBatch, pos: int) -> int | None:
@@ -155,7 +163,7 @@ class Filter(Step):
 @dataclass
 class Project(Step):
     """Output columns in the given order: a plain name keeps a column, ``new=expr`` computes
-    (or renames: ``new="old"``). ``_offset`` is kept when present."""
+    (or renames: ``new="old"``). ``_offset`` and ``_partition`` are kept when present."""
 
     columns: list[tuple[str, str]]
     name = "project"
@@ -175,9 +183,10 @@ class Project(Step):
                     )
                 )
             names.append(out)
-        if OFFSET in batch.schema.names and OFFSET not in names:
-            arrays.append(batch.column(OFFSET))
-            names.append(OFFSET)
+        for kept in (OFFSET, PARTITION):
+            if kept in batch.schema.names and kept not in names:
+                arrays.append(batch.column(kept))
+                names.append(kept)
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
 
@@ -198,8 +207,9 @@ class Map(Step):
                 raise SchemaError(
                     f"map: expected a RecordBatch of {batch.num_rows} rows from {self.fn!r}, got {out!r:.80}"
                 )
-            if OFFSET in batch.schema.names and OFFSET not in out.schema.names:
-                out = out.append_column(OFFSET, batch.column(OFFSET))
+            for kept in (OFFSET, PARTITION):
+                if kept in batch.schema.names and kept not in out.schema.names:
+                    out = out.append_column(kept, batch.column(kept))
             return out
         assert self.output is not None
         cols = [batch.column(c) for c in self.inputs]
@@ -335,6 +345,7 @@ def nonempty(batch: pa.RecordBatch | None) -> bool:
 
 __all__ = [
     "OFFSET",
+    "PARTITION",
     "Context",
     "Decode",
     "Decrypt",

@@ -20,8 +20,9 @@ class DeadLetter:
     """One rejected record.
 
     ``position`` is the record's index in the batch the operator received; ``offset`` is
-    its input offset when the batch carries an ``_offset`` column (else None); ``value`` is
-    the raw input bytes where the stage had them, else the row as a dict.
+    its input offset when the batch carries an ``_offset`` column (else None), and
+    ``partition`` the input partition when the source is a topic; ``value`` is the raw
+    input bytes where the stage had them, else the row as a dict.
     """
 
     stage: str
@@ -29,6 +30,7 @@ class DeadLetter:
     reason: str
     offset: int | None = None
     value: bytes | dict[str, Any] | None = None
+    partition: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict (bytes as UTF-8 text when valid, else base64 under ``value_b64``)."""
@@ -38,6 +40,8 @@ class DeadLetter:
             "offset": self.offset,
             "reason": self.reason,
         }
+        if self.partition is not None:
+            out["partition"] = self.partition
         if isinstance(self.value, bytes):
             try:
                 out["value"] = self.value.decode("utf-8")

@@ -1,8 +1,8 @@
 """Sinks: where a pipeline's output batches go.
 
 :class:`Sink` is the whole contract: ``write(batch)``; a sink may also have ``close()``.
-Columns whose name starts with ``_`` (``_offset``) are plait's bookkeeping: the Parquet sink
-needs and keeps ``_offset``; the topic sink leaves them out of the encoded records.
+Columns whose name starts with ``_`` (``_offset``, ``_partition``) are plait's bookkeeping:
+the Parquet sink needs and keeps them; the topic sink leaves them out of the encoded records.
 """
 
 from __future__ import annotations
@@ -97,22 +97,28 @@ def _key_bytes(k: Any) -> bytes:
     return str(k).encode("utf-8")
 
 
-_PART = re.compile(r"^part-(\d{20})-(\d{20})\.parquet$")
-_COMMIT = re.compile(r"^(\d{20})-(\d{20})$")
+_PART = re.compile(r"^part-(?:p(\d+)-)?(\d{20})-(\d{20})\.parquet$")
+_COMMIT = re.compile(r"^(?:p(\d+)-)?(\d{20})-(\d{20})$")
 COMMITS_DIR = "_plait_commits"
+
+_Range = tuple[int | None, int, int]  # (input partition or None, first offset, last offset)
 
 
 class ParquetSink:
     """The data-lake sync: Parquet files partitioned ``dt=YYYY-MM-DD/hour=HH`` by event time.
 
-    Exactly once across restarts, given input offsets that increase across writes:
-    * a write names its files ``part-<first>-<last>.parquet`` after the ``_offset`` range it
-      covers, and appears atomically (temp file, fsync, rename, fsync of the folder);
-    * once every file of a write is in place, a commit marker ``_plait_commits/<first>-<last>``
-      is written the same way; only then does the write count;
+    Exactly once across restarts, given input offsets that increase across writes within
+    each input partition (the ``_partition`` column a topic-fed pipeline adds; without it,
+    all rows count as one partition):
+    * a write names its files ``part-[p<partition>-]<first>-<last>.parquet`` after the
+      partition and ``_offset`` range it covers, and they appear atomically (temp file,
+      fsync, rename, fsync of the folder);
+    * once every file of a write is in place, a commit marker
+      ``_plait_commits/[p<partition>-]<first>-<last>`` is written the same way; only then
+      does the write count;
     * on open, files without a marker (a crash mid-write) and stray temp files are removed,
-      and rows at or below the highest committed offset are skipped from then on, so a
-      replay after a crash writes each row once, whatever its batch boundaries.
+      and rows at or below a partition's highest committed offset are skipped from then on,
+      so a replay after a crash writes each row once, whatever its batch boundaries.
     Rows with a null event time go to ``dt=unknown/hour=unknown``.
     """
 
@@ -122,26 +128,34 @@ class ParquetSink:
         *,
         time: str,
         offset: str = "_offset",
+        partition: str = "_partition",
         time_unit_ms: int = 1,
     ) -> None:
         self.root = Path(root)
         self.time = time
         self.offset = offset
+        self.partition = partition
         self.time_unit_ms = time_unit_ms
-        self.committed: int = -1
+        # highest committed input offset per input partition (None: a batch without one)
+        self.committed: dict[int | None, int] = {}
         self._recover()
+
+    def last_committed(self, partition: int | None = None) -> int:
+        """The highest input offset of ``partition`` written and committed (-1: none)."""
+        return self.committed.get(partition, -1)
 
     def _recover(self) -> None:
         commits = self.root / COMMITS_DIR
         commits.mkdir(parents=True, exist_ok=True)
-        ranges: set[tuple[int, int]] = set()
+        ranges: set[_Range] = set()
         for p in commits.iterdir():
             m = _COMMIT.match(p.name)
             if m:
-                ranges.add((int(m.group(1)), int(m.group(2))))
+                ranges.add(_parse_range(m))
             elif p.name.startswith(".tmp-"):
                 p.unlink()
-        self.committed = max((last for _, last in ranges), default=-1)
+        for part, _first, last in ranges:
+            self.committed[part] = max(last, self.committed.get(part, -1))
         for dirpath, _dirs, files in os.walk(self.root):
             for name in files:
                 path = Path(dirpath) / name
@@ -149,7 +163,7 @@ class ParquetSink:
                     path.unlink()
                     continue
                 m = _PART.match(name)
-                if m and (int(m.group(1)), int(m.group(2))) not in ranges:
+                if m and _parse_range(m) not in ranges:
                     path.unlink()  # written by a write that never committed
 
     def write(self, batch: pa.RecordBatch) -> None:
@@ -158,20 +172,31 @@ class ParquetSink:
                 raise SinkError(
                     f"parquet sink: expected column {col!r}, columns are {batch.schema.names}"
                 )
-        offsets = batch.column(self.offset)
-        if offsets.null_count:
-            raise SinkError(
-                f"parquet sink: column {self.offset!r} has {offsets.null_count} null offsets"
-            )
-        off = pc.cast(offsets, pa.int64()).to_numpy()
-        keep = off > self.committed
+        for col in (self.offset, self.partition):
+            idx = batch.schema.get_field_index(col)
+            if idx >= 0 and batch.column(idx).null_count:
+                raise SinkError(
+                    f"parquet sink: column {col!r} has {batch.column(idx).null_count} nulls"
+                )
+        if self.partition not in batch.schema.names:
+            self._write_partition(batch, None)
+            return
+        parts = pc.cast(batch.column(self.partition), pa.int64()).to_numpy()
+        for part in np.unique(parts).tolist():
+            mine = parts == part
+            self._write_partition(batch if mine.all() else batch.filter(pa.array(mine)), int(part))
+
+    def _write_partition(self, batch: pa.RecordBatch, part: int | None) -> None:
+        off = pc.cast(batch.column(self.offset), pa.int64()).to_numpy()
+        keep = off > self.last_committed(part)
         if not keep.any():
             return
         if not keep.all():
             batch = batch.filter(pa.array(keep))
             off = off[keep]
         first, last = int(off.min()), int(off.max())
-        name = f"part-{first:020d}-{last:020d}.parquet"
+        stem = _range_name((part, first, last))
+        name = f"part-{stem}.parquet"
         ts = pc.cast(batch.column(self.time), pa.int64())
         # floor division so times before 1970 land in the right hour
         raw = pc.fill_null(pc.multiply(ts, self.time_unit_ms), 0).to_numpy()
@@ -181,16 +206,16 @@ class ParquetSink:
             -(2**62),
         )
         for h in np.unique(hours).tolist():
-            part = batch.filter(pa.array(hours == h))
-            folder = self.root / _partition(int(h))
+            rows = batch.filter(pa.array(hours == h))
+            folder = self.root / _hour_folder(int(h))
             folder.mkdir(parents=True, exist_ok=True)
-            table = pa.Table.from_batches([part])
+            table = pa.Table.from_batches([rows])
             self._atomic(folder / name, lambda tmp, t=table: pq.write_table(t, tmp))
-        self._commit(first, last)
-        self.committed = last
+        self._commit(stem)
+        self.committed[part] = last
 
-    def _commit(self, first: int, last: int) -> None:
-        marker = self.root / COMMITS_DIR / f"{first:020d}-{last:020d}"
+    def _commit(self, stem: str) -> None:
+        marker = self.root / COMMITS_DIR / stem
         self._atomic(marker, lambda tmp: Path(tmp).write_bytes(b""))
 
     @staticmethod
@@ -210,7 +235,18 @@ class ParquetSink:
             os.close(dfd)
 
 
-def _partition(hour: int) -> str:
+def _parse_range(m: re.Match[str]) -> _Range:
+    part = None if m.group(1) is None else int(m.group(1))
+    return part, int(m.group(2)), int(m.group(3))
+
+
+def _range_name(r: _Range) -> str:
+    part, first, last = r
+    prefix = "" if part is None else f"p{part}-"
+    return f"{prefix}{first:020d}-{last:020d}"
+
+
+def _hour_folder(hour: int) -> str:
     if hour == -(2**62):
         return "dt=unknown/hour=unknown"
     day = np.datetime64(hour, "h").astype("datetime64[D]")

@@ -50,3 +50,59 @@ def test_run_over_topic_commits_and_resumes(tmp_path):
     assert json.loads(second.stderr.decode().strip().splitlines()[-1])["rows_in"] == 1
     assert [json.loads(line)["n"] for line in out.read_text().splitlines()][-1] == 200
     assert len(out.read_text().splitlines()) == 51
+
+
+LAKE_PIPELINE = '''
+import time
+from plait.pipeline import pipeline as make
+from plait.process.sinks import ParquetSink
+def slow(batch):
+    time.sleep(0.02)
+    return batch
+def pipeline(source):
+    return make(source, engine="cpu").decode({{"n": "int", "ts": "int"}}).map(slow).to(
+        ParquetSink({lake!r}, time="ts"))
+'''
+
+
+def test_run_through_broker_static_member_resumes_after_sigkill(tmp_path):
+    """Through ``plait serve``: a SIGKILLed ``plait run`` restarted with the same
+    ``--member-id`` takes its partitions back at once (Kafka static membership) and the
+    Parquet lake ends with every event of the 3 partitions once."""
+    import signal
+    import time
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from plait.broker.testing import ServeProcess
+
+    lake, pipe = tmp_path / "lake", tmp_path / "lake.py"
+    pipe.write_text(LAKE_PIPELINE.format(lake=str(lake)))
+    with ServeProcess(tmp_path / "broker") as broker:
+        with plait.connect(f"kafka://{broker.bootstrap}") as client:
+            client.create_topic("events", 3)
+            with client.producer() as producer:
+                for p in range(3):
+                    producer.send_batch(
+                        "events",
+                        [json.dumps({"n": p * 1000 + i, "ts": 1_700_000_000_000}).encode() for i in range(300)],
+                        partition=p,
+                    )
+        cmd = [sys.executable, "-m", "plait.cli.main", "run", str(pipe), "--bootstrap", broker.bootstrap,
+               "--topic", "events", "--group", "lake", "--member-id", "lake-a", "--batch-size", "50"]
+        first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while not list(lake.glob("_plait_commits/p*")) and first.poll() is None:
+            assert time.monotonic() < deadline, "no progress in 60 s"
+            time.sleep(0.01)
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=30)
+        started = time.monotonic()
+        second = subprocess.run(cmd + ["--idle-timeout", "3"], check=False, capture_output=True, timeout=120)
+        assert second.returncode == 0, second.stderr.decode()[-2000:]
+        took = time.monotonic() - started
+    t = pa.concat_tables(pq.read_table(f) for f in lake.rglob("part-*.parquet"))
+    assert sorted(t.column("n").to_pylist()) == sorted(p * 1000 + i for p in range(3) for i in range(300))
+    # a dynamic member would wait out the killed one's session (45 s in librdkafka)
+    assert took < 30, took

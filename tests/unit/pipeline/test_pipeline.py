@@ -216,3 +216,48 @@ def test_pipeline_into_parquet_replayed_after_restart_writes_rows_once(
     assert parts == {("dt=2023-11-14", "hour=22"), ("dt=2023-11-14", "hour=23")} | {
         ("dt=2023-11-15", f"hour=0{h}") for h in range(4)
     }
+
+
+def test_partitioned_source_tags_outputs_and_dead_letters(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A topic source's batches are one partition each, with offsets that repeat across
+    partitions: outputs carry ``_partition`` (through project too) and dead letters say it,
+    and the Parquet sink keeps both partitions' rows with equal offsets."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from plait.process.sinks import ParquetSink
+
+    ts = 1_700_000_000_000
+    p0 = RawBatch([ev(0, 200, "DE", "a", ts=ts), b"nope", ev(2, 300, "DE", "c", ts=ts)],
+                  np.array([0, 1, 2]), partition=0)
+    p1 = RawBatch([ev(10, 200, "FR", "x", ts=ts), ev(11, 400, "FR", "y", ts=ts)],
+                  np.array([0, 1]), partition=1)
+    out: list[pa.RecordBatch] = []
+    p = (
+        pipeline([p0, p1], engine="cpu")
+        .decode(SCHEMA)
+        .project("id", "ts")
+        .to(out.append)
+        .to(ParquetSink(tmp_path, time="ts"))
+    )
+    p.run()
+    got = pa.Table.from_batches(out).select(["id", "_offset", "_partition"]).to_pylist()
+    assert got == [
+        {"id": 0, "_offset": 0, "_partition": 0},
+        {"id": 2, "_offset": 2, "_partition": 0},
+        {"id": 10, "_offset": 0, "_partition": 1},
+        {"id": 11, "_offset": 1, "_partition": 1},
+    ]
+    [dead] = p.dead_letters
+    assert (dead.offset, dead.partition) == (1, 0)
+    assert dead.to_json()["partition"] == 0
+    lake = pa.concat_tables(pq.read_table(f) for f in tmp_path.rglob("part-*.parquet"))
+    assert sorted(lake.column("id").to_pylist()) == [0, 2, 10, 11]
+
+
+def test_unpartitioned_dead_letters_keep_their_json_keys() -> None:
+    p = pipeline([[b"nope"]], engine="cpu").decode(SCHEMA)
+    p.run()
+    [dead] = p.dead_letters
+    assert dead.partition is None
+    assert set(dead.to_json()) == {"stage", "position", "offset", "reason", "value"}

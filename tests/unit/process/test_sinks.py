@@ -72,9 +72,7 @@ def test_crash_before_commit_rolls_back_and_replay_restores(tmp_path: Path) -> N
         pass
 
     class CrashingSink(ParquetSink):
-        def _commit(
-            self, first: int, last: int
-        ) -> None:  # the process dies before its marker
+        def _commit(self, stem: str) -> None:  # the process dies before its marker
             raise Crash
 
     ParquetSink(tmp_path, time="ts").write(batch(0, 5))
@@ -102,6 +100,68 @@ def test_bad_input(tmp_path: Path) -> None:
         )
     )
     assert list((tmp_path / "dt=unknown" / "hour=unknown").glob("part-*.parquet"))
+
+
+def partitioned(part: int, first: int, n: int) -> pa.RecordBatch:
+    b = batch(first, n)
+    return b.append_column("_partition", pa.array([part] * n, pa.int32()))
+
+
+def read_pairs(root: Path) -> list[tuple[int, int]]:
+    pairs: list[tuple[int, int]] = []
+    for f in root.rglob("part-*.parquet"):
+        t = pq.read_table(f)
+        pairs.extend(zip(t.column("_partition").to_pylist(), t.column("_offset").to_pylist()))
+    return sorted(pairs)
+
+
+def test_offsets_are_per_input_partition(tmp_path: Path) -> None:
+    """Partitions share offset numbers: partition 1's offsets 0..9 arriving after
+    partition 0 reached 19 are new rows, not a replay."""
+    sink = ParquetSink(tmp_path, time="ts")
+    sink.write(partitioned(0, 0, 20))
+    sink.write(partitioned(1, 0, 10))
+    sink.write(pa.concat_batches([partitioned(2, 0, 5), partitioned(1, 10, 5)]))
+    want = [(0, o) for o in range(20)] + [(1, o) for o in range(15)] + [(2, o) for o in range(5)]
+    assert read_pairs(tmp_path) == want
+    assert (tmp_path / "_plait_commits" / f"p1-{0:020d}-{9:020d}").exists()
+    assert sink.last_committed(1) == 14 and sink.last_committed(2) == 4
+    assert sink.last_committed(3) == -1 and sink.last_committed() == -1
+    # a restart replays every partition from older offsets, cut differently
+    again = ParquetSink(tmp_path, time="ts")
+    assert again.committed == {0: 19, 1: 14, 2: 4}
+    again.write(partitioned(1, 5, 15))
+    again.write(partitioned(0, 18, 4))
+    again.write(partitioned(2, 0, 5))
+    want += [(0, 20), (0, 21)] + [(1, o) for o in range(15, 20)]
+    assert read_pairs(tmp_path) == sorted(want)
+
+
+def test_crash_between_partitions_keeps_the_committed_one(tmp_path: Path) -> None:
+    class Crash(Exception):
+        pass
+
+    class CrashOnSecond(ParquetSink):
+        def _commit(self, stem: str) -> None:
+            if stem.startswith("p5-"):
+                raise Crash
+            super()._commit(stem)
+
+    with pytest.raises(Crash):
+        CrashOnSecond(tmp_path, time="ts").write(
+            pa.concat_batches([partitioned(4, 0, 3), partitioned(5, 0, 3)])
+        )
+    sink = ParquetSink(tmp_path, time="ts")
+    assert read_pairs(tmp_path) == [(4, 0), (4, 1), (4, 2)]
+    sink.write(pa.concat_batches([partitioned(4, 0, 3), partitioned(5, 0, 3)]))
+    assert read_pairs(tmp_path) == [(4, o) for o in range(3)] + [(5, o) for o in range(3)]
+
+
+def test_null_partition_is_refused(tmp_path: Path) -> None:
+    b = batch(0, 2).append_column("_partition", pa.array([0, None], pa.int32()))
+    with pytest.raises(SinkError, match="'_partition' has 1 nulls"):
+        ParquetSink(tmp_path, time="ts").write(b)
+    assert not list(tmp_path.rglob("part-*"))
 
 
 class RecordingProducer:
