@@ -49,6 +49,7 @@ from plait.process.enrich import ReferenceTable
 from plait.process.errors import SchemaError
 from plait.process.match import PatternSet
 from plait.process.schema import Schema
+from plait.process.session import SessionSpec
 from plait.process.sinks import CallbackSink, Sink
 from plait.process.window import WindowSpec
 
@@ -176,6 +177,23 @@ class Pipeline:
                     size, time, slide, lateness, key, value, tuple(quantiles), alpha
                 )
             )
+        )
+
+    def session_window(
+        self,
+        gap: int,
+        time: str,
+        *,
+        lateness: int = 0,
+        key: str | None = None,
+        value: str | None = None,
+        quantiles: Sequence[float] = (),
+        alpha: float = 0.01,
+    ) -> Pipeline:
+        """Session windows: per key, records closer than ``gap`` in event time form one
+        session; emits a row of aggregates per session once the watermark passes it."""
+        return self._add(
+            Window(SessionSpec(gap, time, lateness, key, value, tuple(quantiles), alpha))
         )
 
     def to(self, sink: Sink | Callable[[pa.RecordBatch], Any]) -> Pipeline:

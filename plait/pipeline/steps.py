@@ -24,6 +24,7 @@ from plait.process.enrich import ReferenceTable
 from plait.process.errors import SchemaError
 from plait.process.match import MatchResult, PatternSet
 from plait.process.schema import Schema
+from plait.process.session import SessionSpec, SessionWindowOperator
 from plait.process.window import WindowOperator, WindowSpec
 
 OFFSET = "_offset"
@@ -322,12 +323,16 @@ class Decrypt(Step):
 
 @dataclass
 class Window(Step):
-    spec: WindowSpec
+    spec: WindowSpec | SessionSpec
     name = "window"
-    op: WindowOperator = field(init=False)
+    op: WindowOperator | SessionWindowOperator = field(init=False)
 
     def __post_init__(self) -> None:
-        self.op = WindowOperator(self.spec)
+        self.op = (
+            SessionWindowOperator(self.spec)
+            if isinstance(self.spec, SessionSpec)
+            else WindowOperator(self.spec)
+        )
 
     def apply(self, batch: pa.RecordBatch, ctx: Context) -> pa.RecordBatch | None:
         out, late = self.op.process(batch)

@@ -24,6 +24,7 @@ from plait.process.errors import (
 )
 from plait.process.match import MatchResult, PatternSet
 from plait.process.schema import Schema
+from plait.process.session import SessionSpec, SessionWindowOperator
 from plait.process.sinks import (
     BatchProducer,
     CallbackSink,
@@ -57,6 +58,8 @@ __all__ = [
     "ReferenceTable",
     "Schema",
     "SchemaError",
+    "SessionSpec",
+    "SessionWindowOperator",
     "Sink",
     "SinkError",
     "TopicSink",

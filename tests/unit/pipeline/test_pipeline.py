@@ -156,6 +156,26 @@ def test_window_step_emits_on_watermark_and_flush() -> None:
     assert "before watermark" in late.reason
 
 
+def test_session_window_step() -> None:
+    """Per user, events less than 5 s apart are one session; the late one is a dead letter."""
+    times = [1000, 4000, 30000, 8000, 2000, 60000, 100]
+    evs = [ev(i, 1.0 + i, "DE", "n", user=i % 2, ts=t) for i, t in enumerate(times)]
+    p = (
+        pipeline([evs[:4], evs[4:]], engine="cpu")
+        .decode(SCHEMA)
+        .session_window(5000, "ts", key="user_id", value="amount", lateness=29_000)
+    )
+    rows = [r for b in p for r in b.to_pylist()]
+    assert [(r["user_id"], r["window_start"], r["window_end"], r["count"], r["sum"]) for r in rows] == [
+        (0, 1000, 7000, 2, 1.0 + 5.0),  # 1000 and 2000 (out of order, within lateness)
+        (1, 4000, 13000, 2, 2.0 + 4.0),  # 4000 and 8000
+        (0, 30000, 35000, 1, 3.0),
+        (1, 60000, 65000, 1, 6.0),
+    ]
+    [late] = p.dead_letters  # 100 after 60000: below the watermark 31000
+    assert (late.stage, late.offset) == ("window", 6)
+
+
 def test_errors_are_typed_and_clear() -> None:
     with pytest.raises(ExpressionTypeError, match="unknown column 'nope'"):
         pipeline([[ev(0, 1, "DE", "a")]], engine="cpu").decode(SCHEMA).filter(

@@ -1,0 +1,198 @@
+"""What every event-time window kind shares: the watermark and late records, per-row keys
+and values, the aggregate of one window, and the output rows.
+
+Kept apart from the window kinds (``window.py``: tumbling and sliding; ``session.py``:
+session windows) so that the late rule and the output schema are one piece of code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from plait.process.errors import SchemaError
+from plait.process.sketch import LogSketch
+
+_NO_TIME = np.iinfo(np.int64).min
+
+
+@dataclass
+class Admitted:
+    """A batch after the late rule: event times, which rows count, and the late ones."""
+
+    ts: np.ndarray  # int64 event times (0 where null)
+    keep: np.ndarray  # bool: rows that enter windows
+    late: list[tuple[int, str]]  # (position, reason), in position order
+    max_seen: int | None  # the largest event time seen, this batch included
+
+
+def admit(batch: pa.RecordBatch, time: str, lateness: int, max_seen: int | None) -> Admitted:
+    """Apply the late rule in input order: a record whose event time is below the
+    watermark *before it* (largest event time so far minus ``lateness``), or is null,
+    is late. Why in input order: then the outcome does not depend on batch boundaries."""
+    ts_col = column(batch, time)
+    if pa.types.is_timestamp(ts_col.type):
+        ts_col = pc.cast(ts_col, pa.int64())
+    elif not pa.types.is_integer(ts_col.type):
+        raise SchemaError(
+            f"window: expected integer or timestamp event time in {time!r}, got {ts_col.type}"
+        )
+    ts = pc.fill_null(pc.cast(ts_col, pa.int64()), 0).to_numpy()
+    ts_valid = ts_col.is_valid().to_numpy(zero_copy_only=False)
+    masked = np.where(ts_valid, ts, _NO_TIME)
+    start_max = _NO_TIME if max_seen is None else max_seen
+    run = np.maximum.accumulate(np.concatenate([[start_max], masked]))[:-1]
+    is_late = ts_valid & (run != _NO_TIME) & (ts < run - lateness)
+    late = [(i, f"event time field {time!r} is null") for i in np.nonzero(~ts_valid)[0].tolist()]
+    for i in np.nonzero(is_late)[0].tolist():
+        late.append((i, (
+            f"late event: event time {int(ts[i])} is before watermark {int(run[i]) - lateness} "
+            f"(max event time {int(run[i])} minus allowed lateness {lateness})"
+        )))
+    late.sort()
+    keep = ts_valid & ~is_late
+    if keep.any():
+        top = int(masked.max())
+        max_seen = top if max_seen is None else max(max_seen, top)
+    return Admitted(ts, keep, late, max_seen)
+
+
+@dataclass
+class Rows:
+    """The admitted rows' keys (dictionary-encoded) and values, ready to aggregate."""
+
+    kidx: np.ndarray  # int64 index into kvals per row
+    kvals: list[Any]
+    key_type: pa.DataType | None  # None: no key column
+    vals: np.ndarray  # float64 values (0 where invalid)
+    vvalid: np.ndarray  # bool: value is present and not NaN
+    ivals: np.ndarray | None  # exact int64 values for an integer column
+    value_type: pa.DataType | None  # None: no value column
+
+
+def gather(batch: pa.RecordBatch, rows: np.ndarray, key: str | None, value: str | None) -> Rows:
+    n = len(rows)
+    take = pa.array(rows)
+    if key is not None:
+        kcol = column(batch, key)
+        enc = pc.dictionary_encode(kcol.take(take), null_encoding="encode")
+        kidx = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        kvals, key_type = enc.dictionary.to_pylist(), kcol.type
+    else:
+        kidx, kvals, key_type = np.zeros(n, dtype=np.int64), [None], None
+    if value is None:
+        return Rows(kidx, kvals, key_type, np.zeros(n), np.zeros(n, dtype=bool), None, None)
+    vcol = column(batch, value).take(take)
+    if not (pa.types.is_integer(vcol.type) or pa.types.is_floating(vcol.type)):
+        raise SchemaError(f"window: expected a numeric value column {value!r}, got {vcol.type}")
+    exact = pa.types.is_integer(vcol.type)
+    fv = pc.cast(vcol, pa.float64())
+    vals = pc.fill_null(fv, 0.0).to_numpy()
+    vvalid = fv.is_valid().to_numpy(zero_copy_only=False) & ~np.isnan(vals)
+    ivals = pc.fill_null(pc.cast(vcol, pa.int64()), 0).to_numpy() if exact else None
+    return Rows(kidx, kvals, key_type, vals, vvalid, ivals, pa.int64() if exact else pa.float64())
+
+
+@dataclass
+class Agg:
+    """The aggregate of one window: count of records, and over the non-null, non-NaN
+    values their sum (an exact int for integer columns), min, max and a quantile sketch."""
+
+    count: int = 0
+    n_values: int = 0
+    total: float = 0
+    lo: Any = None
+    hi: Any = None
+    sketch: LogSketch | None = None
+
+    def add(self, rows: Rows, sel: np.ndarray) -> None:
+        self.count += len(sel)
+        ok = sel[rows.vvalid[sel]]
+        if not ok.size:
+            return
+        v = rows.vals[ok]
+        src = rows.ivals[ok] if rows.ivals is not None else v
+        self.n_values += int(ok.size)
+        self.total += int(src.sum()) if rows.ivals is not None else float(v.sum())
+        self._bound(src.min().item(), src.max().item())
+        if self.sketch is not None:
+            self.sketch.add_many(v)
+
+    def merge(self, other: Agg) -> None:
+        self.count += other.count
+        self.n_values += other.n_values
+        self.total += other.total
+        if other.n_values:
+            self._bound(other.lo, other.hi)
+        if self.sketch is not None and other.sketch is not None:
+            self.sketch.merge(other.sketch)
+
+    def _bound(self, lo: Any, hi: Any) -> None:
+        self.lo = lo if self.lo is None else min(self.lo, lo)
+        self.hi = hi if self.hi is None else max(self.hi, hi)
+
+
+def output(
+    done: list[tuple[int, int, Any, Agg]],
+    *,
+    key: str | None,
+    key_type: pa.DataType,
+    value: str | None,
+    value_type: pa.DataType,
+    quantiles: Sequence[float],
+) -> pa.RecordBatch | None:
+    """Rows of closed windows ``(end, start, key, agg)``, ordered by (end, start, key)."""
+    if not done:
+        return None
+    done.sort(key=lambda d: (d[0], d[1], _sort_key(d[2])))
+    cols: dict[str, list[Any]] = {"window_start": [], "window_end": [], "count": []}
+    if key is not None:
+        cols = {key: [], **cols}
+    qnames = [f"q{q:g}" for q in quantiles] if value is not None else []
+    if value is not None:
+        for name in ("sum", "min", "max", "mean", *qnames):
+            cols[name] = []
+    for end, start, k, agg in done:
+        if key is not None:
+            cols[key].append(k)
+        cols["window_start"].append(start)
+        cols["window_end"].append(end)
+        cols["count"].append(agg.count)
+        if value is not None:
+            has = agg.n_values > 0
+            cols["sum"].append(agg.total if has else None)
+            cols["min"].append(agg.lo)
+            cols["max"].append(agg.hi)
+            cols["mean"].append(agg.total / agg.n_values if has else None)
+            for q, qn in zip(quantiles, qnames):
+                est = agg.sketch.quantile(q) if agg.sketch is not None and has else None
+                cols[qn].append(est)
+    types = {
+        "window_start": pa.int64(),
+        "window_end": pa.int64(),
+        "count": pa.int64(),
+        "sum": value_type,
+        "min": value_type,
+        "max": value_type,
+        "mean": pa.float64(),
+    }
+    if key is not None:
+        types[key] = key_type
+    arrays = [pa.array(v, type=types.get(k, pa.float64())) for k, v in cols.items()]
+    return pa.RecordBatch.from_arrays(arrays, names=list(cols))
+
+
+def column(batch: pa.RecordBatch, name: str) -> pa.Array:
+    idx = batch.schema.get_field_index(name)
+    if idx < 0:
+        raise SchemaError(f"window: expected column {name!r}, columns are {batch.schema.names}")
+    return batch.column(idx)
+
+
+def _sort_key(key: Any) -> tuple[int, Any]:
+    return (0, 0) if key is None else (1, key)
