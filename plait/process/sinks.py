@@ -62,6 +62,10 @@ class TopicSink:
 
     ``key``: a column whose values become the record keys (str as UTF-8, bytes as is, other
     values via ``str``); a null key is sent as an empty key.
+
+    At least once: a pipeline restarted after a crash sends again what it produced after
+    its last committed input offset. For exactly-once topic-to-topic work use
+    :class:`plait.functions.Step`, whose outputs carry the input offset they reflect.
     """
 
     def __init__(
