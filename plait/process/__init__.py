@@ -10,6 +10,7 @@ from plait.process.deadletter import DeadLetter
 from plait.process.decrypt import KeyRing, encrypt_value
 from plait.process.engine import CPU, CpuEngine, EngineSelector, calibrate
 from plait.process.enrich import ReferenceTable
+from plait.process.enrich_topic import TopicReferenceTable
 from plait.process.errors import (
     EnrichError,
     EvaluationError,
@@ -21,6 +22,7 @@ from plait.process.errors import (
     ProcessError,
     SchemaError,
     SinkError,
+    UnknownReferenceTopicError,
 )
 from plait.process.match import MatchResult, PatternSet
 from plait.process.schema import Schema
@@ -62,7 +64,9 @@ __all__ = [
     "SessionWindowOperator",
     "Sink",
     "SinkError",
+    "TopicReferenceTable",
     "TopicSink",
+    "UnknownReferenceTopicError",
     "WindowOperator",
     "WindowSpec",
     "calibrate",

@@ -12,7 +12,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pyarrow as pa
@@ -79,8 +79,16 @@ class ReferenceTable:
             ) from exc
         return self._build(table, mtime)
 
-    def _build(self, table: pa.Table, mtime: int | None) -> _Snapshot:
-        where = self.path or "arrow table"
+    def _where(self) -> str:
+        """Where the table comes from, for error messages."""
+        return str(self.path) if self.path is not None else "arrow table"
+
+    def _build(
+        self, table: pa.Table, mtime: int | None, *, known_unique: bool = False
+    ) -> _Snapshot:
+        """A snapshot of ``table``; ``known_unique``: the caller built the keys unique and
+        non-null, so the O(rows) hash check is skipped (a topic table's every refresh)."""
+        where = self._where()
         if self.key not in table.column_names:
             raise EnrichError(
                 f"reference table {where}: expected key column {self.key!r}, columns are {table.column_names}"
@@ -96,7 +104,7 @@ class ReferenceTable:
             )
         table = table.combine_chunks()
         keys = table.column(self.key).combine_chunks()
-        if (
+        if not known_unique and (
             pc.count_distinct(keys).as_py() != len(keys) - keys.null_count
             or keys.null_count
         ):
@@ -136,6 +144,15 @@ class ReferenceTable:
         """Swap in a new Arrow table (e.g. one built from a topic)."""
         with self._lock:
             self._snap = self._build(table, None)
+
+    def close(self) -> None:
+        """Release what keeps the table current (nothing for a file; a topic's consumer)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def lookup(self, batch: pa.RecordBatch, on: str) -> pa.RecordBatch:
         """``batch`` with the reference columns (all but the key) appended, row order kept."""

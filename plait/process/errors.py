@@ -48,6 +48,14 @@ class EnrichError(ProcessError):
     """The reference table of an enrich step could not be loaded or is not usable."""
 
 
+class UnknownReferenceTopicError(EnrichError):
+    """An enrich step's reference table names a topic that does not exist; ``topic`` is it."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        super().__init__(f"reference table: expected an existing topic, {topic!r} does not exist")
+
+
 class KeyRingError(ProcessError, ConfigError):
     """A key ring is malformed (bad key length, bad encoding)."""
 
