@@ -68,23 +68,33 @@ def read_batches(stream: IO[bytes], batch_size: int) -> Iterator[Any]:
     default=None,
     help="Records per batch (overrides the spec).",
 )
+@click.option(
+    "--bootstrap",
+    default=None,
+    metavar="HOST:PORT",
+    help="Read an enrich topic through this Kafka-protocol broker instead of the data dir.",
+)
+@click.pass_context
 def process(
-    spec_path: str, engine: str, dead_path: str | None, batch_size: int | None
+    ctx: click.Context, spec_path: str, engine: str, dead_path: str | None,
+    batch_size: int | None, bootstrap: str | None,
 ) -> None:
-    """Run SPEC.yaml over JSON lines on stdin; write JSON lines to stdout."""
+    """Run SPEC.yaml over JSON lines on stdin; write JSON lines to stdout. An enrich
+    from a topic reads it from the --data dir, or through --bootstrap."""
     with contextlib.ExitStack() as stack:
         dead_out: IO[str] = (
             stack.enter_context(open(dead_path, "w", encoding="utf-8"))
             if dead_path
             else sys.stderr
         )
-        _process(spec_path, engine, dead_out, batch_size)
+        _process(ctx, spec_path, engine, dead_out, batch_size, bootstrap)
 
 
 def _process(
-    spec_path: str, engine: str, dead_out: IO[str], batch_size: int | None
+    ctx: click.Context, spec_path: str, engine: str, dead_out: IO[str],
+    batch_size: int | None, bootstrap: str | None,
 ) -> None:
-    from plait.pipeline.spec import build, load_spec
+    from plait.pipeline.spec import build, load_spec, reference_tables
 
     out = sys.stdout.buffer
 
@@ -99,15 +109,27 @@ def _process(
     try:
         spec, base = load_spec(spec_path)
         size = batch_size or spec.batch_size
-        p = build(
-            spec,
-            base,
-            read_batches(sys.stdin.buffer, size),
-            engine=engine,
-            dead_letters=on_dead,
-        )
-        p.to(write).run()
-        out.flush()
+        with contextlib.ExitStack() as stack:
+            client = None
+            if spec.enrich is not None and spec.enrich.topic is not None:
+                from plait.cli.common import open_client
+                from plait.client.connect import DEFAULT_DATA_DIR
+
+                # run as a module there is no plait group to have set the data dir
+                ctx.ensure_object(dict).setdefault("data_dir", DEFAULT_DATA_DIR)
+                client = stack.enter_context(open_client(ctx, bootstrap))
+            p = build(
+                spec,
+                base,
+                read_batches(sys.stdin.buffer, size),
+                engine=engine,
+                dead_letters=on_dead,
+                client=client,
+            )
+            for table in reference_tables(p):
+                stack.callback(table.close)  # before the client, which the stack closes last
+            p.to(write).run()
+            out.flush()
     except PlaitError as exc:
         raise click.ClickException(_one_line(exc)) from exc
 
