@@ -20,4 +20,8 @@ for hb in 200 0; do
     echo "== idle-consumer-$hb: python benchmarks/idle_consumer_cost.py 5 $hb" >&2
     python3 "$(dirname "$0")/idle_consumer_cost.py" 5 "$hb" > "$OUT/$stamp-idle-consumer-$hb.txt"
 done
+for changes in 1 10000; do
+    echo "== enrich-topic-$changes: python benchmarks/enrich_topic_cost.py 1000000 $changes 7" >&2
+    python3 "$(dirname "$0")/enrich_topic_cost.py" 1000000 "$changes" 7 > "$OUT/$stamp-enrich-topic-$changes.txt"
+done
 echo "results in $OUT" >&2
