@@ -21,6 +21,7 @@ import click
 import numpy as np
 import pyarrow as pa
 
+from plait.cli.compile_notice import announce_kernel_compiles
 from plait.errors import PlaitError
 from plait.process.deadletter import DeadLetter
 from plait.process.errors import ExpressionError
@@ -81,6 +82,7 @@ def process(
 ) -> None:
     """Run SPEC.yaml over JSON lines on stdin; write JSON lines to stdout. An enrich
     from a topic reads it from the --data dir, or through --bootstrap."""
+    announce_kernel_compiles(sys.stderr)
     with contextlib.ExitStack() as stack:
         dead_out: IO[str] = (
             stack.enter_context(open(dead_path, "w", encoding="utf-8"))
@@ -232,6 +234,7 @@ def run(
     use_stdin: bool, batch_size: int,
 ) -> None:
     """Run PIPELINE.py, a file defining pipeline(source), over a topic or stdin."""
+    announce_kernel_compiles(sys.stderr)
     if (topic is None) == (not use_stdin):
         raise click.ClickException("expected exactly one of --topic or --stdin")
     fn = load_pipeline_file(pipeline_path)
