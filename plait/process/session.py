@@ -15,6 +15,7 @@ Contract (the late rule, columns and order are those of ``window.py``):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ import pyarrow as pa
 
 from plait.errors import ConfigError
 from plait.process.sketch import LogSketch
-from plait.process.window_core import Agg, admit, gather, output
+from plait.process.window_core import Agg, WatermarkOperator, check_spec, gather, output
 
 
 @dataclass(frozen=True)
@@ -39,11 +40,7 @@ class SessionSpec:
     def __post_init__(self) -> None:
         if self.gap <= 0:
             raise ConfigError(f"session window: expected gap > 0, got {self.gap}")
-        if self.lateness < 0:
-            raise ConfigError(f"session window: expected lateness >= 0, got {self.lateness}")
-        for q in self.quantiles:
-            if not 0.0 <= q <= 1.0:
-                raise ConfigError(f"session window: expected quantiles in [0, 1], got {q}")
+        check_spec("session window", self.lateness, self.quantiles)
 
 
 @dataclass
@@ -54,35 +51,13 @@ class _Session:
 
 
 @dataclass
-class SessionWindowOperator:
+class SessionWindowOperator(WatermarkOperator):
     spec: SessionSpec
     max_seen: int | None = None
     # open sessions per key, ordered by start; any two are more than ``gap`` apart
     _open: dict[Any, list[_Session]] = field(default_factory=dict)
     _key_type: pa.DataType = field(default_factory=pa.null)
     _value_type: pa.DataType = field(default_factory=pa.float64)
-
-    @property
-    def watermark(self) -> int | None:
-        return None if self.max_seen is None else self.max_seen - self.spec.lateness
-
-    def process(
-        self, batch: pa.RecordBatch
-    ) -> tuple[pa.RecordBatch | None, list[tuple[int, str]]]:
-        """Add a batch; return the sessions the watermark closed, and late records."""
-        adm = admit(batch, self.spec.time, self.spec.lateness, self.max_seen)
-        if adm.keep.any():
-            self._add(batch, adm.ts, adm.keep)
-        self.max_seen = adm.max_seen
-        mark = self.watermark
-        if mark is None:
-            return None, adm.late
-        limit: int = mark
-        return self._emit(lambda end: end <= limit), adm.late
-
-    def flush(self) -> pa.RecordBatch | None:
-        """Emit every open session (end of input)."""
-        return self._emit(lambda end: True)
 
     def _add(self, batch: pa.RecordBatch, ts: np.ndarray, keep: np.ndarray) -> None:
         spec = self.spec
@@ -121,7 +96,7 @@ class SessionWindowOperator:
         kept.sort(key=lambda s: s.first)
         self._open[key] = kept
 
-    def _emit(self, closed: Any) -> pa.RecordBatch | None:
+    def _emit(self, closed: Callable[[int], bool]) -> pa.RecordBatch | None:
         gap = self.spec.gap
         done: list[tuple[int, int, Any, Agg]] = []
         for key in list(self._open):

@@ -18,6 +18,7 @@ Contract:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +27,7 @@ import pyarrow as pa
 
 from plait.errors import ConfigError
 from plait.process.sketch import LogSketch
-from plait.process.window_core import Agg, admit, gather, output
+from plait.process.window_core import Agg, WatermarkOperator, check_spec, gather, output
 
 
 @dataclass(frozen=True)
@@ -46,42 +47,16 @@ class WindowSpec:
             raise ConfigError(
                 f"window: expected size > 0 and slide > 0 dividing size, got size={self.size} slide={slide}"
             )
-        if self.lateness < 0:
-            raise ConfigError(f"window: expected lateness >= 0, got {self.lateness}")
-        for q in self.quantiles:
-            if not 0.0 <= q <= 1.0:
-                raise ConfigError(f"window: expected quantiles in [0, 1], got {q}")
+        check_spec("window", self.lateness, self.quantiles)
 
 
 @dataclass
-class WindowOperator:
+class WindowOperator(WatermarkOperator):
     spec: WindowSpec
     max_seen: int | None = None
     _state: dict[tuple[Any, int], Agg] = field(default_factory=dict)
     _key_type: pa.DataType = field(default_factory=pa.null)
     _value_type: pa.DataType = field(default_factory=pa.float64)
-
-    @property
-    def watermark(self) -> int | None:
-        return None if self.max_seen is None else self.max_seen - self.spec.lateness
-
-    def process(
-        self, batch: pa.RecordBatch
-    ) -> tuple[pa.RecordBatch | None, list[tuple[int, str]]]:
-        """Add a batch; return the windows the watermark closed, and late records."""
-        adm = admit(batch, self.spec.time, self.spec.lateness, self.max_seen)
-        if adm.keep.any():
-            self._add(batch, adm.ts, adm.keep)
-        self.max_seen = adm.max_seen
-        mark = self.watermark
-        if mark is None:
-            return None, adm.late
-        limit: int = mark
-        return self._emit(lambda end: end <= limit), adm.late
-
-    def flush(self) -> pa.RecordBatch | None:
-        """Emit every open window (end of input)."""
-        return self._emit(lambda end: True)
 
     def _add(self, batch: pa.RecordBatch, ts: np.ndarray, keep: np.ndarray) -> None:
         spec = self.spec
@@ -106,7 +81,7 @@ class WindowOperator:
                     )
                 agg.add(rows, order[a:b])
 
-    def _emit(self, closed: Any) -> pa.RecordBatch | None:
+    def _emit(self, closed: Callable[[int], bool]) -> pa.RecordBatch | None:
         spec = self.spec
         done = [
             (start + spec.size, start, key, agg)

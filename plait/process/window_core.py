@@ -7,7 +7,7 @@ session windows) so that the late rule and the output schema are one piece of co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from plait.errors import ConfigError
 from plait.process.errors import SchemaError
 from plait.process.sketch import LogSketch
 
@@ -60,6 +61,52 @@ def admit(batch: pa.RecordBatch, time: str, lateness: int, max_seen: int | None)
         top = int(masked.max())
         max_seen = top if max_seen is None else max(max_seen, top)
     return Admitted(ts, keep, late, max_seen)
+
+
+def check_spec(kind: str, lateness: int, quantiles: Sequence[float]) -> None:
+    """The checks every window spec shares (``kind`` names it in the message)."""
+    if lateness < 0:
+        raise ConfigError(f"{kind}: expected lateness >= 0, got {lateness}")
+    for q in quantiles:
+        if not 0.0 <= q <= 1.0:
+            raise ConfigError(f"{kind}: expected quantiles in [0, 1], got {q}")
+
+
+class WatermarkOperator:
+    """The part of a window operator that is the same for every kind: admit a batch under
+    the late rule, add what counts, emit what the watermark closed. A kind provides
+    ``spec`` (with ``time`` and ``lateness``), ``max_seen``, ``_add`` and ``_emit``."""
+
+    spec: Any
+    max_seen: int | None
+
+    @property
+    def watermark(self) -> int | None:
+        return None if self.max_seen is None else self.max_seen - self.spec.lateness
+
+    def process(
+        self, batch: pa.RecordBatch
+    ) -> tuple[pa.RecordBatch | None, list[tuple[int, str]]]:
+        """Add a batch; return the windows the watermark closed, and late records."""
+        adm = admit(batch, self.spec.time, self.spec.lateness, self.max_seen)
+        if adm.keep.any():
+            self._add(batch, adm.ts, adm.keep)
+        self.max_seen = adm.max_seen
+        mark = self.watermark
+        if mark is None:
+            return None, adm.late
+        limit: int = mark
+        return self._emit(lambda end: end <= limit), adm.late
+
+    def flush(self) -> pa.RecordBatch | None:
+        """Emit every open window (end of input)."""
+        return self._emit(lambda end: True)
+
+    def _add(self, batch: pa.RecordBatch, ts: np.ndarray, keep: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _emit(self, closed: Callable[[int], bool]) -> pa.RecordBatch | None:
+        raise NotImplementedError
 
 
 @dataclass

@@ -5,40 +5,34 @@ independence from batch boundaries."""
 from __future__ import annotations
 
 import itertools
-import math
 from typing import Any
 
-import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from window_cases import (
+    QUANTILES,
+    admitted,
+    as_batch,
+    assert_rows_match,
+    emission_order,
+    events,
+    expected_row,
+    run_in_batches,
+)
 
 from plait.errors import ConfigError
 from plait.process.session import SessionSpec, SessionWindowOperator
-
-events = st.lists(
-    st.tuples(
-        st.none() | st.integers(0, 80),
-        st.sampled_from(["a", "b", None]),
-        st.none() | st.integers(-50, 50),
-    ),
-    max_size=40,
-)
 
 
 def reference(
     evs: list[tuple[Any, Any, Any]], gap: int, lateness: int
 ) -> tuple[list[dict[str, Any]], list[int]]:
-    """One record at a time: the late rule, then sessions as the connected groups of
-    each key's admitted event times (sorted, a step below ``gap`` joins)."""
-    max_seen = None
-    late = []
+    """Sessions as the connected groups of each key's admitted event times (sorted, a
+    step below ``gap`` joins)."""
+    kept, late = admitted(evs, lateness)
     by_key: dict[Any, list[tuple[int, Any]]] = {}
-    for i, (ts, key, val) in enumerate(evs):
-        if ts is None or (max_seen is not None and ts < max_seen - lateness):
-            late.append(i)
-            continue
-        max_seen = ts if max_seen is None else max(max_seen, ts)
+    for ts, key, val in kept:
         by_key.setdefault(key, []).append((ts, val))
     rows = []
     for key, items in by_key.items():
@@ -49,40 +43,14 @@ def reference(
                 groups[-1].append(cur)
             else:
                 groups.append([cur])
-        for g in groups:
-            nn = [v for _, v in g if v is not None]
-            rows.append(
-                {
-                    "k": key,
-                    "window_start": g[0][0],
-                    "window_end": g[-1][0] + gap,
-                    "count": len(g),
-                    "sum": sum(nn) if nn else None,
-                    "min": min(nn) if nn else None,
-                    "max": max(nn) if nn else None,
-                    "mean": sum(nn) / len(nn) if nn else None,
-                    "_vals": sorted(nn),
-                }
-            )
-    rows.sort(
-        key=lambda r: (r["window_end"], r["window_start"], (0, "") if r["k"] is None else (1, r["k"]))
-    )
+        rows += [expected_row(key, g[0][0], g[-1][0] + gap, [v for _, v in g]) for g in groups]
+    rows.sort(key=emission_order)
     return rows, late
-
-
-def as_batch(part: list[tuple[Any, Any, Any]]) -> pa.RecordBatch:
-    return pa.record_batch(
-        {
-            "ts": pa.array([e[0] for e in part], pa.int64()),
-            "k": pa.array([e[1] for e in part], pa.string()),
-            "v": pa.array([e[2] for e in part], pa.int64()),
-        }
-    )
 
 
 @settings(max_examples=200, deadline=None)
 @given(
-    evs=events,
+    evs=events(80),
     gap=st.sampled_from([1, 3, 7, 20]),
     lateness=st.integers(0, 30),
     cuts=st.lists(st.integers(0, 40), max_size=4),
@@ -91,44 +59,15 @@ def test_sessions_equal_reference(
     evs: list[Any], gap: int, lateness: int, cuts: list[int]
 ) -> None:
     op = SessionWindowOperator(
-        SessionSpec(gap=gap, time="ts", lateness=lateness, key="k", value="v",
-                    quantiles=(0.0, 0.5, 1.0))
+        SessionSpec(gap=gap, time="ts", lateness=lateness, key="k", value="v", quantiles=QUANTILES)
     )
-    bounds = sorted({0, len(evs), *[min(c, len(evs)) for c in cuts]})
-    got: list[dict[str, Any]] = []
-    late: list[int] = []
-    for a, b in itertools.pairwise(bounds):
-        out, lt = op.process(as_batch(evs[a:b]))
-        late.extend(a + p for p, _ in lt)
-        mark = op.watermark
-        if out is not None:
-            rows = out.to_pylist()
-            # emitted only once the watermark reached the session's end
-            assert mark is not None and all(r["window_end"] <= mark for r in rows)
-            got.extend(rows)
-    tail = op.flush()
-    if tail is not None:
-        got.extend(tail.to_pylist())
+    got, late = run_in_batches(op, evs, cuts)
     exp, exp_late = reference(evs, gap, lateness)
     assert late == exp_late
     # emissions come in (end, start, key) order across batches too: what stays open
     # after an emission ends past that watermark, and so does any later session
-    assert sorted(got, key=_order) == got
-    assert len(got) == len(exp)
-    for g, e in zip(got, exp):
-        vals = e.pop("_vals")
-        for q in (0.0, 0.5, 1.0):
-            est = g.pop(f"q{q:g}")
-            if not vals:
-                assert est is None
-                continue
-            exact = vals[math.floor(q * (len(vals) - 1))]
-            assert abs(est - exact) <= 0.01 * abs(exact) * (1 + 1e-9)
-        assert g == e
-
-
-def _order(r: dict[str, Any]) -> tuple[Any, ...]:
-    return (r["window_end"], r["window_start"], (0, "") if r["k"] is None else (1, r["k"]))
+    assert sorted(got, key=emission_order) == got
+    assert_rows_match(got, exp)
 
 
 def test_out_of_order_record_joins_two_sessions() -> None:
