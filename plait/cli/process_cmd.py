@@ -101,7 +101,7 @@ def _process(
     out = sys.stdout.buffer
 
     def on_dead(d: DeadLetter) -> None:
-        dead_out.write(json.dumps(d.to_json(), ensure_ascii=False) + "\n")
+        dead_out.write(dead_letter_line(d) + "\n")
 
     def write(batch: pa.RecordBatch) -> None:
         rows = encode_rows(batch)
@@ -160,18 +160,52 @@ def load_pipeline_file(path: str | Path) -> Callable[[Iterable[Any]], Any]:
     return result
 
 
-def run_pipeline(fn: Callable[[Iterable[Any]], Any], source: Iterable[Any]) -> Any:
-    """Run a user pipeline over ``source`` (Arrow batches or lists of raw records).
-
-    TOPIC WIRING (SDK): the SDK connects a topic by passing its consumer's batches as
-    ``source`` here; nothing else in this module needs to change.
-    """
+def run_pipeline(
+    fn: Callable[[Iterable[Any]], Any],
+    source: Iterable[Any],
+    on_dead: Callable[[DeadLetter], None] | None = None,
+) -> Any:
+    """Run a user pipeline over ``source`` (Arrow batches or lists of raw records);
+    ``on_dead`` takes its dead letters unless the pipeline file chose its own handler."""
     p = fn(source)
     if not hasattr(p, "run"):
         raise click.ClickException(
             f"pipeline(source) must return a Pipeline, got {type(p).__name__}"
         )
+    if on_dead is not None and hasattr(p, "send_dead_letters_to"):
+        p.send_dead_letters_to(on_dead)
     return p.run()
+
+
+def dead_letter_line(d: DeadLetter) -> str:
+    """A dead letter as one JSON line, the form every command writes them in."""
+    return json.dumps(d.to_json(), ensure_ascii=False)
+
+
+def dead_letter_handler(
+    stack: contextlib.ExitStack, path: str | None, topic: str | None, client: Any
+) -> Callable[[DeadLetter], None]:
+    """JSON lines to stderr (``path`` None or "-"), appended to a file, or produced to a
+    dead-letter topic, each acknowledged before the handler returns: the input offsets
+    are committed after the batch, so no dead letter is lost to a crash."""
+    if topic is not None:
+        client.describe_topic(topic)  # an unknown topic fails now, in one line
+        producer = stack.enter_context(client.producer())
+
+        def produce(d: DeadLetter) -> None:
+            key = None if d.partition is None else str(d.partition).encode()
+            producer.send_batch(topic, [dead_letter_line(d).encode()], [key] if key else None)
+
+        return produce
+    out: IO[str] = sys.stderr
+    if path not in (None, "-"):
+        out = stack.enter_context(open(str(path), "a", encoding="utf-8"))  # noqa: SIM115 (the stack closes it)
+
+    def write(d: DeadLetter) -> None:
+        out.write(dead_letter_line(d) + "\n")
+        out.flush()
+
+    return write
 
 
 def topic_source(
@@ -227,32 +261,43 @@ def topic_source(
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=4096, show_default=True,
               help="Most records per batch (from a topic: per poll, each partition its own batch).")
+@click.option("--dead-letters", "dead_path", default=None, metavar="PATH",
+              help="Append dead letters (JSON lines) to PATH (default: stderr).")
+@click.option("--dead-letter-topic", "dead_topic", default=None, metavar="TOPIC",
+              help="Produce dead letters (JSON) to TOPIC instead, keyed by input partition.")
 @click.pass_context
 def run(
     ctx: click.Context, pipeline_path: str, topic: str | None, group: str,
     member_id: str | None, idle_timeout: float | None, bootstrap: str | None,
-    use_stdin: bool, batch_size: int,
+    use_stdin: bool, batch_size: int, dead_path: str | None, dead_topic: str | None,
 ) -> None:
-    """Run PIPELINE.py, a file defining pipeline(source), over a topic or stdin."""
+    """Run PIPELINE.py, a file defining pipeline(source), over a topic or stdin.
+
+    Dead letters go to stderr, a file or a topic, unless the pipeline file passes its
+    own ``dead_letters=`` handler."""
     announce_kernel_compiles(sys.stderr)
     if (topic is None) == (not use_stdin):
         raise click.ClickException("expected exactly one of --topic or --stdin")
+    if dead_path is not None and dead_topic is not None:
+        raise click.ClickException("expected at most one of --dead-letters and --dead-letter-topic")
     fn = load_pipeline_file(pipeline_path)
     try:
-        if use_stdin:
-            stats = run_pipeline(fn, read_batches(sys.stdin.buffer, batch_size))
-        else:
-            from plait.cli.common import open_client
+        with contextlib.ExitStack() as stack:
+            client = None
+            if topic is not None or dead_topic is not None:
+                from plait.cli.common import open_client
 
-            with open_client(ctx, bootstrap) as client:
-                stats = run_pipeline(
-                    fn,
-                    topic_source(
-                        client, str(topic), group,
-                        idle_timeout=idle_timeout, max_records=batch_size,
-                        member_id=member_id,
-                    ),
+                client = stack.enter_context(open_client(ctx, bootstrap))
+            on_dead = dead_letter_handler(stack, dead_path, dead_topic, client)
+            source = (
+                read_batches(sys.stdin.buffer, batch_size)
+                if use_stdin
+                else topic_source(
+                    client, str(topic), group,
+                    idle_timeout=idle_timeout, max_records=batch_size, member_id=member_id,
                 )
+            )
+            stats = run_pipeline(fn, source, on_dead)
     except PlaitError as exc:
         raise click.ClickException(_one_line(exc)) from exc
     click.echo(

@@ -78,8 +78,18 @@ class Pipeline:
         self.dead_letters: list[DeadLetter] = []
         selector = engine if isinstance(engine, EngineSelector) else EngineSelector(engine)
         self._ctx = Context(selector, dead_letters or self.dead_letters.append)
+        self._own_dead_handler = dead_letters is not None
         self._next_offset = 0
         self._chain: tuple[Any, tuple[int, ...], Any] | None = None  # see _device_chain
+
+    def send_dead_letters_to(self, handler: DeadLetterHandler) -> bool:
+        """Where dead letters go when the pipeline was built without a handler (what a
+        runner such as ``plait run`` sets, so they are not only kept in memory). Returns
+        False, changing nothing, when the builder gave its own handler."""
+        if self._own_dead_handler:
+            return False
+        self._ctx.on_dead = handler
+        return True
 
     # -- building ------------------------------------------------------------------------
     def decode(

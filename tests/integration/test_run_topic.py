@@ -106,3 +106,37 @@ def test_run_through_broker_static_member_resumes_after_sigkill(tmp_path):
     assert sorted(t.column("n").to_pylist()) == sorted(p * 1000 + i for p in range(3) for i in range(300))
     # a dynamic member would wait out the killed one's session (45 s in librdkafka)
     assert took < 30, took
+
+
+def test_run_sends_dead_letters_to_a_topic(tmp_path):
+    """Bad records of a 2-partition topic end up in the dead-letter topic, each naming
+    its input partition and offset, keyed by that partition; an unknown one is refused."""
+    data = tmp_path / "data"
+    out = tmp_path / "out.jsonl"
+    pipe = tmp_path / "pipe.py"
+    pipe.write_text(PIPELINE.format(out=str(out)))
+    with plait.connect(f"embedded:{data}") as client:
+        client.create_topic("events", 2)
+        client.create_topic("dlq", 1)
+        with client.producer() as producer:
+            producer.send_batch("events", [b'{"n": 2, "who": "a"}', b"bad-0", b'{"n": "x", "who": "b"}'], partition=0)
+            producer.send_batch("events", [b"bad-1", b'{"n": 4, "who": "c"}'], partition=1)
+    cmd = [sys.executable, "-m", "plait.cli.main", "--data", str(data), "run", str(pipe),
+           "--topic", "events", "--idle-timeout", "1"]
+    missing = subprocess.run(cmd + ["--dead-letter-topic", "nope"], check=False, capture_output=True, timeout=120)
+    assert missing.returncode == 1
+    assert len(missing.stderr.decode().strip().splitlines()) == 1 and "nope" in missing.stderr.decode()
+    done = subprocess.run(cmd + ["--dead-letter-topic", "dlq"], check=False, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    assert json.loads(done.stderr.decode().strip().splitlines()[-1])["dead_letters"] == 3
+    with plait.connect(f"embedded:{data}") as client, client.consumer(["dlq"], from_beginning=True) as c:
+        got = []
+        while len(got) < 3:
+            batch = c.poll(timeout=5)
+            assert batch, got
+            got += batch
+    letters = sorted(((m.key, json.loads(m.value)) for m in got), key=lambda x: (x[1]["partition"], x[1]["offset"]))
+    assert [(k, d["partition"], d["offset"], d["stage"]) for k, d in letters] == [
+        (b"0", 0, 1, "decode"), (b"0", 0, 2, "decode"), (b"1", 1, 0, "decode"),
+    ]
+    assert letters[0][1]["value"] == "bad-0"

@@ -98,13 +98,42 @@ def test_run_command_with_pipeline_file(tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert out.read_text().splitlines() == ['{"a":5}']
-    assert json.loads(res.stderr.strip().splitlines()[-1]) == {
-        "rows_in": 3,
-        "rows_out": 1,
-        "dead_letters": 1,
-    }
+    *dead, stats = res.stderr.strip().splitlines()
+    assert json.loads(stats) == {"rows_in": 3, "rows_out": 1, "dead_letters": 1}
+    # the dead letter itself, not only its count, in the form plait process writes
+    [letter] = [json.loads(line) for line in dead]
+    assert (letter["stage"], letter["offset"], letter["value"]) == ("decode", 2, "x")
     res = CliRunner().invoke(run, [str(user), "--topic", "t", "--stdin"])
     assert res.exit_code == 1 and "exactly one" in res.output
+    dead_file = tmp_path / "dead.jsonl"
+    dead_file.write_text("earlier\n")
+    res = CliRunner().invoke(
+        run, [str(user), "--stdin", "--dead-letters", str(dead_file)], input=b"x\ny\n"
+    )
+    assert res.exit_code == 0, res.output
+    lines = dead_file.read_text().splitlines()
+    assert lines[0] == "earlier" and [json.loads(x)["value"] for x in lines[1:]] == ["x", "y"]
+    res = CliRunner().invoke(
+        run, [str(user), "--stdin", "--dead-letters", "f", "--dead-letter-topic", "t"]
+    )
+    assert res.exit_code == 1 and "at most one" in res.output
+
+
+def test_run_keeps_the_pipeline_files_own_dead_letter_handler(tmp_path: Path) -> None:
+    seen = tmp_path / "seen.txt"
+    user = tmp_path / "pipe.py"
+    user.write_text(
+        "from plait.pipeline import pipeline as make\n"
+        f"SEEN = {str(seen)!r}\n"
+        "def pipeline(source):\n"
+        "    f = open(SEEN, 'w')\n"
+        "    return make(source, engine='cpu', dead_letters=lambda d: f.write(d.stage) and f.flush())"
+        ".decode({'a': 'int'})\n"
+    )
+    res = CliRunner().invoke(run, [str(user), "--stdin"], input=b"x\n")
+    assert res.exit_code == 0, res.output
+    assert seen.read_text() == "decode"
+    assert len(res.stderr.strip().splitlines()) == 1  # the stats line alone
 
 
 def test_bench_json_small() -> None:
