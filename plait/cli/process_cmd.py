@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -211,6 +213,7 @@ def dead_letter_handler(
 def topic_source(
     client: Any, topic: str, group: str, *, idle_timeout: float | None,
     max_records: int | None = None, member_id: str | None = None,
+    stop: threading.Event | None = None,
 ) -> Iterator[Any]:
     """A topic's events as RawBatch objects, committing offsets behind the pipeline.
 
@@ -218,7 +221,9 @@ def topic_source(
     the next batch, i.e. after it has processed this one (at-least-once into the
     sinks; the Parquet sink makes replays idempotent by partition and offset). Each
     batch is one partition's events and says which (the pipeline's ``_partition``).
-    Stops after ``idle_timeout`` seconds without events (None: runs until Ctrl-C).
+    Stops after ``idle_timeout`` seconds without events (None: runs until Ctrl-C), or
+    once ``stop`` is set, between polls: the last batch is processed and committed and
+    the consumer leaves its group.
     """
     import time
 
@@ -229,7 +234,7 @@ def topic_source(
     )
     try:
         idle_since = time.monotonic()
-        while True:
+        while stop is None or not stop.is_set():
             batches = consumer.poll_batch(timeout=0.5, max_records=max_records)
             if not batches:
                 if idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
@@ -241,6 +246,26 @@ def topic_source(
             consumer.commit()
     finally:
         consumer.close()
+
+
+@contextlib.contextmanager
+def graceful_sigterm() -> Iterator[threading.Event]:
+    """An event SIGTERM sets (what Kubernetes sends before it kills a pod), so the run
+    ends between polls instead of dying mid-batch; a second SIGTERM acts as usual."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # signal handlers belong to the main thread; SIGTERM acts as usual
+        return
+
+    def on_term(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, previous)
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @click.command("run")
@@ -284,6 +309,8 @@ def run(
     try:
         with contextlib.ExitStack() as stack:
             client = None
+            # only a topic source looks at it; stdin ends at its own end
+            stop = stack.enter_context(graceful_sigterm()) if topic is not None else None
             if topic is not None or dead_topic is not None:
                 from plait.cli.common import open_client
 
@@ -295,6 +322,7 @@ def run(
                 else topic_source(
                     client, str(topic), group,
                     idle_timeout=idle_timeout, max_records=batch_size, member_id=member_id,
+                    stop=stop,
                 )
             )
             stats = run_pipeline(fn, source, on_dead)
