@@ -153,6 +153,8 @@ def load_pipeline_file(path: str | Path) -> Callable[[Iterable[Any]], Any]:
         spec.loader.exec_module(module)
     except FileNotFoundError as exc:
         raise click.ClickException(f"{p}: file not found") from exc
+    except Exception as exc:
+        raise (user_code_error(exc, p, "cannot be loaded") or exc) from exc
     fn = getattr(module, "pipeline", None)
     if not callable(fn):
         raise click.ClickException(
@@ -160,6 +162,26 @@ def load_pipeline_file(path: str | Path) -> Callable[[Iterable[Any]], Any]:
         )
     result: Callable[[Iterable[Any]], Any] = fn
     return result
+
+
+def user_code_error(exc: BaseException, path: Path, what: str) -> click.ClickException | None:
+    """An error raised in a user's pipeline file: prints the traceback from the user's
+    own frames on (plait's frames above them say nothing to the user) and returns the
+    one-line error. None for an error with no frame in that file: plait's own, which
+    should propagate with its whole traceback."""
+    import traceback
+
+    path = path.resolve()
+    tb = exc.__traceback__
+    while tb is not None and Path(tb.tb_frame.f_code.co_filename).resolve() != path:
+        tb = tb.tb_next
+    if tb is None and not (
+        isinstance(exc, SyntaxError) and exc.filename is not None
+        and Path(exc.filename).resolve() == path
+    ):
+        return None
+    click.echo("".join(traceback.format_exception(type(exc), exc, tb)).rstrip(), err=True)
+    return click.ClickException(f"{path.name} {what}: {type(exc).__name__}: {exc}")
 
 
 def run_pipeline(
@@ -328,6 +350,11 @@ def run(
             stats = run_pipeline(fn, source, on_dead)
     except PlaitError as exc:
         raise click.ClickException(_one_line(exc)) from exc
+    except Exception as exc:
+        err = user_code_error(exc, Path(pipeline_path), "failed")
+        if err is None:
+            raise
+        raise err from exc
     click.echo(
         json.dumps(
             {

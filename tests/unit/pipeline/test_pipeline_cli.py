@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from plait.bench.process_bench import bench_process
@@ -149,3 +150,34 @@ def test_bench_json_small() -> None:
         assert all(v > 0 for v in row[name].values())
     assert isinstance(row["gpu"], (dict, str))
     assert 150 <= data["event_bytes"] <= 260
+
+
+@pytest.mark.parametrize(
+    ("code", "last_line", "frame"),
+    [
+        ("def pipeline(source:\n", "pipe.py cannot be loaded: SyntaxError: '(' was never closed", "line 1"),
+        ("import no_such_module_here\n", "pipe.py cannot be loaded: ModuleNotFoundError", "line 1, in <module>"),
+        (
+            (
+                "from plait.pipeline import pipeline as make\n"
+                "def boom(batch):\n"
+                "    raise KeyError('k')\n"
+                "def pipeline(source):\n"
+                "    return make(source, engine='cpu').decode({'a': 'int'}).map(boom)\n"
+            ),
+            "pipe.py failed: KeyError: 'k'",
+            "line 3, in boom",
+        ),
+    ],
+)
+def test_errors_in_the_pipeline_file_show_its_own_frames(
+    tmp_path: Path, code: str, last_line: str, frame: str
+) -> None:
+    user = tmp_path / "pipe.py"
+    user.write_text(code)
+    res = CliRunner().invoke(run, [str(user), "--stdin"], input=b'{"a": 1}\n')
+    assert res.exit_code == 1
+    lines = res.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"Error: {last_line}"), lines[-1]
+    assert any(str(user) in line and frame in line for line in lines), lines
+    assert not any("plait/cli" in line for line in lines)  # no frames of plait's own
