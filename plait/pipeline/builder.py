@@ -395,5 +395,6 @@ def pipeline(
 ) -> Pipeline:
     """Start a pipeline over ``source``: an iterable of Arrow record batches, of lists of raw
     records (bytes), or of RawBatch. ``engine``: "auto", "cpu" or "gpu" (GpuUnavailableError
-    when no GPU). Dead letters go to ``dead_letters`` or collect in ``.dead_letters``."""
+    when no GPU). Dead letters go to ``dead_letters`` or collect in ``.dead_letters``, in
+    memory: give a handler to a pipeline that runs without end (``plait run`` does)."""
     return Pipeline(source, engine=engine, dead_letters=dead_letters)
