@@ -43,7 +43,9 @@ def _events() -> list[bytes]:
     return out
 
 
-def _run(engine: str | EngineSelector, values: list[bytes], steps: str) -> tuple[pa.RecordBatch, list]:
+def _run(
+    engine: str | EngineSelector, values: list[bytes], steps: str, partition: int | None = None
+) -> tuple[pa.RecordBatch, list]:
     users = ReferenceTable(bench_data.users_table(), key="user_id")
     p = pipeline(engine=engine).decode(bench_data.SCHEMA)
     if "filter" in steps:
@@ -54,9 +56,10 @@ def _run(engine: str | EngineSelector, values: list[bytes], steps: str) -> tuple
         p = p.match(bench_data.PATTERNS, field="note", names=True)
     if "filter2" in steps:
         p = p.filter("segment != 'gold' or amount < 1000")  # an enrich column: ends the chain
-    outs = p.process(RawBatch(values, pa.array(range(100, 100 + len(values))).to_numpy()))
+    offsets = pa.array(range(100, 100 + len(values))).to_numpy()
+    outs = p.process(RawBatch(values, offsets, partition))
     batch = pa.concat_batches(outs) if outs else None
-    return batch, [(d.stage, d.position, d.reason, d.offset) for d in p.dead_letters]
+    return batch, [(d.stage, d.position, d.reason, d.offset, d.partition) for d in p.dead_letters]
 
 
 @pytest.mark.parametrize("steps", ["filter enrich match", "match", "enrich filter",
@@ -74,6 +77,19 @@ def test_chain_equals_cpu_pipeline(steps: str, monkeypatch: pytest.MonkeyPatch) 
     assert want is not None and got is not None
     assert got.schema == want.schema
     assert got.to_pylist() == want.to_pylist()
+
+
+def test_chain_output_names_its_input_partition_as_the_cpu_does() -> None:
+    """A topic batch's partition reaches the chain's outputs and dead letters (what the
+    Parquet sink's exactly-once bookkeeping keys on) exactly as on the CPU."""
+    values = _events()
+    want, want_dead = _run("cpu", values, "filter enrich match", partition=2)
+    got, got_dead = _run(EngineSelector("gpu", gpu=GPU), values, "filter enrich match", partition=2)
+    assert want is not None and got is not None
+    assert got.schema == want.schema and got.schema.names[-1] == "_partition"
+    assert got.to_pylist() == want.to_pylist()
+    assert set(got.column("_partition").to_pylist()) == {2}
+    assert want_dead and got_dead == want_dead and {d[-1] for d in got_dead} == {2}
 
 
 def test_auto_runs_the_chain_only_from_the_measured_crossover(
