@@ -19,15 +19,29 @@ def pipeline(source):
 '''
 
 
-def test_run_over_topic_commits_and_resumes(tmp_path):
-    data = tmp_path / "data"
-    out = tmp_path / "out.jsonl"
-    pipe = tmp_path / "pipe.py"
+def setup_topic(tmp_path, partitions: int, values: dict[int | None, list[bytes]], *extra_topics: str):
+    """A data dir with topic ``events`` holding ``values`` (per partition, None: spread),
+    and the pipeline file; returns (data dir, its output file, the pipeline file)."""
+    data, out, pipe = tmp_path / "data", tmp_path / "out.jsonl", tmp_path / "pipe.py"
     pipe.write_text(PIPELINE.format(out=str(out)))
     with plait.connect(f"embedded:{data}") as client:
-        client.create_topic("events", 1)
+        client.create_topic("events", partitions)
+        for name in extra_topics:
+            client.create_topic(name, 1)
         with client.producer() as producer:
-            producer.send_batch("events", [json.dumps({"n": i, "who": f"u{i}"}).encode() for i in range(100)] + [b"not json"])
+            for p, vals in values.items():
+                producer.send_batch("events", vals, partition=p)
+    return data, out, pipe
+
+
+def stats_of(stderr: bytes) -> dict:
+    """The stats line plait run prints last."""
+    return json.loads(stderr.decode().strip().splitlines()[-1])
+
+
+def test_run_over_topic_commits_and_resumes(tmp_path):
+    values = [json.dumps({"n": i, "who": f"u{i}"}).encode() for i in range(100)] + [b"not json"]
+    data, out, pipe = setup_topic(tmp_path, 1, {None: values})
 
     def run() -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(
@@ -38,7 +52,7 @@ def test_run_over_topic_commits_and_resumes(tmp_path):
 
     first = run()
     assert first.returncode == 0, first.stderr
-    stats = json.loads(first.stderr.decode().strip().splitlines()[-1])
+    stats = stats_of(first.stderr)
     assert stats == {"rows_in": 101, "rows_out": 50, "dead_letters": 1}
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["n"] for r in rows] == list(range(0, 100, 2))
@@ -47,7 +61,7 @@ def test_run_over_topic_commits_and_resumes(tmp_path):
         producer.send_batch("events", [json.dumps({"n": 200, "who": "late"}).encode()])
     second = run()
     assert second.returncode == 0, second.stderr
-    assert json.loads(second.stderr.decode().strip().splitlines()[-1])["rows_in"] == 1
+    assert stats_of(second.stderr)["rows_in"] == 1
     assert [json.loads(line)["n"] for line in out.read_text().splitlines()][-1] == 200
     assert len(out.read_text().splitlines()) == 51
 
@@ -111,16 +125,10 @@ def test_run_through_broker_static_member_resumes_after_sigkill(tmp_path):
 def test_run_sends_dead_letters_to_a_topic(tmp_path):
     """Bad records of a 2-partition topic end up in the dead-letter topic, each naming
     its input partition and offset, keyed by that partition; an unknown one is refused."""
-    data = tmp_path / "data"
-    out = tmp_path / "out.jsonl"
-    pipe = tmp_path / "pipe.py"
-    pipe.write_text(PIPELINE.format(out=str(out)))
-    with plait.connect(f"embedded:{data}") as client:
-        client.create_topic("events", 2)
-        client.create_topic("dlq", 1)
-        with client.producer() as producer:
-            producer.send_batch("events", [b'{"n": 2, "who": "a"}', b"bad-0", b'{"n": "x", "who": "b"}'], partition=0)
-            producer.send_batch("events", [b"bad-1", b'{"n": 4, "who": "c"}'], partition=1)
+    data, _, pipe = setup_topic(tmp_path, 2, {
+        0: [b'{"n": 2, "who": "a"}', b"bad-0", b'{"n": "x", "who": "b"}'],
+        1: [b"bad-1", b'{"n": 4, "who": "c"}'],
+    }, "dlq")
     cmd = [sys.executable, "-m", "plait.cli.main", "--data", str(data), "run", str(pipe),
            "--topic", "events", "--idle-timeout", "1"]
     missing = subprocess.run(cmd + ["--dead-letter-topic", "nope"], check=False, capture_output=True, timeout=120)
@@ -128,7 +136,7 @@ def test_run_sends_dead_letters_to_a_topic(tmp_path):
     assert len(missing.stderr.decode().strip().splitlines()) == 1 and "nope" in missing.stderr.decode()
     done = subprocess.run(cmd + ["--dead-letter-topic", "dlq"], check=False, capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr.decode()
-    assert json.loads(done.stderr.decode().strip().splitlines()[-1])["dead_letters"] == 3
+    assert stats_of(done.stderr)["dead_letters"] == 3
     with plait.connect(f"embedded:{data}") as client, client.consumer(["dlq"], from_beginning=True) as c:
         got = []
         while len(got) < 3:
@@ -148,14 +156,8 @@ def test_sigterm_stops_run_between_polls_and_commits(tmp_path):
     import signal
     import time
 
-    data = tmp_path / "data"
-    out = tmp_path / "out.jsonl"
-    pipe = tmp_path / "pipe.py"
-    pipe.write_text(PIPELINE.format(out=str(out)))
-    with plait.connect(f"embedded:{data}") as client:
-        client.create_topic("events", 2)
-        with client.producer() as producer:
-            producer.send_batch("events", [json.dumps({"n": 2 * i, "who": "x"}).encode() for i in range(50)])
+    values = [json.dumps({"n": 2 * i, "who": "x"}).encode() for i in range(50)]
+    data, out, pipe = setup_topic(tmp_path, 2, {None: values})
     cmd = [sys.executable, "-m", "plait.cli.main", "--data", str(data), "run", str(pipe),
            "--topic", "events", "--group", "g"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -166,8 +168,8 @@ def test_sigterm_stops_run_between_polls_and_commits(tmp_path):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err.decode()[-2000:]
-    assert json.loads(err.decode().strip().splitlines()[-1])["rows_in"] == 50
+    assert stats_of(err)["rows_in"] == 50
     again = subprocess.run(cmd + ["--idle-timeout", "1"], check=False, capture_output=True, timeout=120)
     assert again.returncode == 0, again.stderr.decode()[-2000:]
-    assert json.loads(again.stderr.decode().strip().splitlines()[-1])["rows_in"] == 0
+    assert stats_of(again.stderr)["rows_in"] == 0
     assert len(out.read_text().splitlines()) == 50

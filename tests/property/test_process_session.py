@@ -8,18 +8,9 @@ import itertools
 from typing import Any
 
 import pytest
+import window_cases as wc
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from window_cases import (
-    QUANTILES,
-    admitted,
-    as_batch,
-    assert_rows_match,
-    emission_order,
-    events,
-    expected_row,
-    run_in_batches,
-)
 
 from plait.errors import ConfigError
 from plait.process.session import SessionSpec, SessionWindowOperator
@@ -30,7 +21,7 @@ def reference(
 ) -> tuple[list[dict[str, Any]], list[int]]:
     """Sessions as the connected groups of each key's admitted event times (sorted, a
     step below ``gap`` joins)."""
-    kept, late = admitted(evs, lateness)
+    kept, late = wc.admitted(evs, lateness)
     by_key: dict[Any, list[tuple[int, Any]]] = {}
     for ts, key, val in kept:
         by_key.setdefault(key, []).append((ts, val))
@@ -43,14 +34,14 @@ def reference(
                 groups[-1].append(cur)
             else:
                 groups.append([cur])
-        rows += [expected_row(key, g[0][0], g[-1][0] + gap, [v for _, v in g]) for g in groups]
-    rows.sort(key=emission_order)
+        rows += [wc.expected_row(key, g[0][0], g[-1][0] + gap, [v for _, v in g]) for g in groups]
+    rows.sort(key=wc.emission_order)
     return rows, late
 
 
 @settings(max_examples=200, deadline=None)
 @given(
-    evs=events(80),
+    evs=wc.events(80),
     gap=st.sampled_from([1, 3, 7, 20]),
     lateness=st.integers(0, 30),
     cuts=st.lists(st.integers(0, 40), max_size=4),
@@ -59,22 +50,22 @@ def test_sessions_equal_reference(
     evs: list[Any], gap: int, lateness: int, cuts: list[int]
 ) -> None:
     op = SessionWindowOperator(
-        SessionSpec(gap=gap, time="ts", lateness=lateness, key="k", value="v", quantiles=QUANTILES)
+        SessionSpec(gap=gap, time="ts", lateness=lateness, key="k", value="v", quantiles=wc.QUANTILES)
     )
-    got, late = run_in_batches(op, evs, cuts)
+    got, late = wc.run_in_batches(op, evs, cuts)
     exp, exp_late = reference(evs, gap, lateness)
     assert late == exp_late
     # emissions come in (end, start, key) order across batches too: what stays open
     # after an emission ends past that watermark, and so does any later session
-    assert sorted(got, key=emission_order) == got
-    assert_rows_match(got, exp)
+    assert sorted(got, key=wc.emission_order) == got
+    wc.assert_rows_match(got, exp)
 
 
 def test_out_of_order_record_joins_two_sessions() -> None:
     op = SessionWindowOperator(SessionSpec(gap=15, time="ts", lateness=100, key="k"))
-    out, late = op.process(as_batch([(0, "a", 1), (25, "a", 2)]))
+    out, late = op.process(wc.as_batch([(0, "a", 1), (25, "a", 2)]))
     assert out is None and not late
-    out, _ = op.process(as_batch([(12, "a", 3)]))  # 12 is < 15 from both 0 and 25
+    out, _ = op.process(wc.as_batch([(12, "a", 3)]))  # 12 is < 15 from both 0 and 25
     assert out is None
     tail = op.flush()
     assert tail is not None
@@ -85,9 +76,9 @@ def test_out_of_order_record_joins_two_sessions() -> None:
 
 def test_watermark_closes_sessions_and_later_records_start_new_ones() -> None:
     op = SessionWindowOperator(SessionSpec(gap=5, time="ts", key="k", value="v"))
-    out, _ = op.process(as_batch([(1, "a", 10), (3, "a", 20), (4, "b", 7)]))
+    out, _ = op.process(wc.as_batch([(1, "a", 10), (3, "a", 20), (4, "b", 7)]))
     assert out is None  # watermark 4: no session has ended yet
-    out, _ = op.process(as_batch([(8, "a", 1)]))  # watermark 8: a's 1..3 ended at 8
+    out, _ = op.process(wc.as_batch([(8, "a", 1)]))  # watermark 8: a's 1..3 ended at 8
     assert out is not None
     assert out.to_pylist() == [
         {"k": "a", "window_start": 1, "window_end": 8, "count": 2,
