@@ -17,6 +17,7 @@ Two backends with one interface:
 
 from __future__ import annotations
 
+import ctypes
 import os
 from typing import Any, Protocol
 
@@ -140,7 +141,9 @@ class CudaBackend:
                 self._done[b].synchronize()  # the DMA out of this stage has finished
             size = min(self.CHUNK, len(src) - start)
             stages[b][:size] = src[start : start + size]
-            (dst_ptr + start).copy_from_host_async(stages[b].ctypes.data, size, self._copy)
+            # a ctypes pointer: every CuPy release takes it (plain ints only newer ones)
+            src_ptr = ctypes.c_void_p(stages[b].ctypes.data)
+            (dst_ptr + start).copy_from_host_async(src_ptr, size, self._copy)
             event = self._done[b] = self._copy.record()
         self._turn = (self._turn + max(1, -(-len(src) // self.CHUNK))) % 2
         return event
