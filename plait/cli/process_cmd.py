@@ -188,9 +188,12 @@ def run_pipeline(
     fn: Callable[[Iterable[Any]], Any],
     source: Iterable[Any],
     on_dead: Callable[[DeadLetter], None] | None = None,
+    built: list[Any] | None = None,
 ) -> Any:
     """Run a user pipeline over ``source`` (Arrow batches or lists of raw records);
-    ``on_dead`` takes its dead letters unless the pipeline file chose its own handler."""
+    ``on_dead`` takes its dead letters unless the pipeline file chose its own handler.
+    ``built`` receives the Pipeline before it runs (the topic source asks it which
+    offsets its sinks still hold)."""
     p = fn(source)
     if not hasattr(p, "run"):
         raise click.ClickException(
@@ -198,6 +201,8 @@ def run_pipeline(
         )
     if on_dead is not None and hasattr(p, "send_dead_letters_to"):
         p.send_dead_letters_to(on_dead)
+    if built is not None:
+        built.append(p)
     return p.run()
 
 
@@ -236,6 +241,7 @@ def topic_source(
     client: Any, topic: str, group: str, *, idle_timeout: float | None,
     max_records: int | None = None, member_id: str | None = None,
     stop: threading.Event | None = None,
+    pending: Callable[[], dict[int | None, int]] | None = None,
 ) -> Iterator[Any]:
     """A topic's events as RawBatch objects, committing offsets behind the pipeline.
 
@@ -245,7 +251,8 @@ def topic_source(
     batch is one partition's events and says which (the pipeline's ``_partition``).
     Stops after ``idle_timeout`` seconds without events (None: runs until Ctrl-C), or
     once ``stop`` is set, between polls: the last batch is processed and committed and
-    the consumer leaves its group.
+    the consumer leaves its group. ``pending`` names, per partition, the first offset a
+    sink still holds in memory; no commit goes past it, so a crash replays those rows.
     """
     import time
 
@@ -254,18 +261,38 @@ def topic_source(
     consumer = client.consumer(
         [topic], group=group, auto_offset_reset="earliest", member_id=member_id
     )
+    read: dict[tuple[str, int], int] = {}  # next offset per partition, as processed
+    committed: dict[tuple[str, int], int] = {}
+
+    def commit() -> None:
+        held = pending() if pending is not None else {}
+        owned = set(consumer.assignment())
+        for tp in [tp for tp in read if tp not in owned]:
+            # revoked: its new owner commits it now; forgetting it here means a later
+            # reassignment never commits this member's older position over the owner's
+            read.pop(tp)
+            committed.pop(tp, None)
+        due = {tp: min(nxt, held.get(tp[1], nxt)) for tp, nxt in read.items()}
+        due = {tp: off for tp, off in due.items() if committed.get(tp) != off}
+        if due:
+            consumer.commit(due)
+            committed.update(due)
+
     try:
         idle_since = time.monotonic()
         while stop is None or not stop.is_set():
             batches = consumer.poll_batch(timeout=0.5, max_records=max_records)
             if not batches:
+                if pending is not None:
+                    commit()  # a sink's timed flush may have moved what is durable
                 if idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
                     return
                 continue
             idle_since = time.monotonic()
             for batch in batches:
                 yield RawBatch(batch.values.to_pylist(), batch.offsets, batch.partition)
-            consumer.commit()
+                read[(topic, batch.partition)] = batch.next_offset
+            commit()
     finally:
         consumer.close()
 
@@ -338,16 +365,22 @@ def run(
 
                 client = stack.enter_context(open_client(ctx, bootstrap))
             on_dead = dead_letter_handler(stack, dead_path, dead_topic, client)
+            built: list[Any] = []
+
+            def pending() -> dict[int | None, int]:
+                held = getattr(built[0], "pending_offsets", None) if built else None
+                return held() if callable(held) else {}
+
             source = (
                 read_batches(sys.stdin.buffer, batch_size)
                 if use_stdin
                 else topic_source(
                     client, str(topic), group,
                     idle_timeout=idle_timeout, max_records=batch_size, member_id=member_id,
-                    stop=stop,
+                    stop=stop, pending=pending,
                 )
             )
-            stats = run_pipeline(fn, source, on_dead)
+            stats = run_pipeline(fn, source, on_dead, built)
     except PlaitError as exc:
         raise click.ClickException(_one_line(exc)) from exc
     except Exception as exc:

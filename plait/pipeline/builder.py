@@ -82,6 +82,17 @@ class Pipeline:
         self._next_offset = 0
         self._chain: tuple[Any, tuple[int, ...], Any] | None = None  # see _device_chain
 
+    def pending_offsets(self) -> dict[int | None, int]:
+        """Per input partition, the first input offset some sink still holds in memory
+        (a Parquet sink rolling larger files): a runner commits no offset past it."""
+        out: dict[int | None, int] = {}
+        for sink in self.sinks:
+            pending = getattr(sink, "pending_offsets", None)
+            if callable(pending):
+                for part, off in pending().items():
+                    out[part] = min(off, out.get(part, off))
+        return out
+
     def send_dead_letters_to(self, handler: DeadLetterHandler) -> bool:
         """Where dead letters go when the pipeline was built without a handler (what a
         runner such as ``plait run`` sets, so they are not only kept in memory). Returns

@@ -185,3 +185,61 @@ def test_topic_sink_encodes_rows_and_keys() -> None:
     assert keys == [b"1", b""]
     with pytest.raises(SinkError, match="expected key column 'nope'"):
         TopicSink(prod, key="nope").write(pa.record_batch({"a": [1]}))
+
+
+def files(root: Path) -> list[Path]:
+    return sorted(root.rglob("part-*.parquet"))
+
+
+def test_rolling_files_hold_rows_until_enough_and_say_which(tmp_path: Path) -> None:
+    sink = ParquetSink(tmp_path, time="ts", flush_rows=10)
+    sink.write(partitioned(0, 0, 4))
+    sink.write(partitioned(1, 0, 3))
+    sink.write(partitioned(0, 4, 2))
+    assert files(tmp_path) == [] and sink.committed == {}
+    assert sink.pending_offsets() == {0: 0, 1: 0}
+    sink.write(partitioned(1, 3, 1))  # 10 held: one file set per partition
+    assert [f.name for f in files(tmp_path)] == [
+        f"part-p0-{0:020d}-{5:020d}.parquet", f"part-p1-{0:020d}-{3:020d}.parquet",
+    ]
+    assert sink.pending_offsets() == {} and sink.committed == {0: 5, 1: 3}
+    sink.write(partitioned(0, 3, 5))  # a replay of 3..5 and two new rows
+    assert sink.pending_offsets() == {0: 6}
+    sink.close()
+    assert read_pairs(tmp_path) == [(0, o) for o in range(8)] + [(1, o) for o in range(4)]
+    assert sink.pending_offsets() == {}
+
+
+def test_rolling_files_flush_on_age_without_more_input(tmp_path: Path) -> None:
+    import time
+
+    sink = ParquetSink(tmp_path, time="ts", flush_rows=1000, flush_interval_s=0.2)
+    sink.write(partitioned(2, 7, 3))
+    assert files(tmp_path) == []
+    deadline = time.monotonic() + 5
+    while not files(tmp_path):
+        assert time.monotonic() < deadline, "the timer never flushed"
+        time.sleep(0.02)
+    assert sink.pending_offsets() == {}
+    assert read_pairs(tmp_path) == [(2, 7), (2, 8), (2, 9)]
+    sink.close()
+
+
+def test_a_failed_flush_keeps_its_rows_pending(tmp_path: Path) -> None:
+    class FailsOnce(ParquetSink):
+        failed = False
+
+        def _commit(self, stem: str) -> None:
+            if not self.failed:
+                self.failed = True
+                raise OSError("disk full")
+            super()._commit(stem)
+
+    sink = FailsOnce(tmp_path, time="ts", flush_rows=3)
+    with pytest.raises(OSError, match="disk full"):
+        sink.write(partitioned(0, 0, 3))
+    assert sink.pending_offsets() == {0: 0}  # still held: a runner commits nothing past 0
+    sink.close()
+    assert read_pairs(tmp_path) == [(0, 0), (0, 1), (0, 2)]
+    with pytest.raises(SinkError, match="flush_rows >= 0"):
+        ParquetSink(tmp_path, time="ts", flush_rows=-1)
