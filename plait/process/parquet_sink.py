@@ -9,11 +9,13 @@ no input offset past a row that is not yet on disk.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +40,16 @@ class ParquetSink:
     each input partition (the ``_partition`` column a topic-fed pipeline adds; without it,
     all rows count as one partition):
     * a flush names its files ``part-[p<partition>-]<first>-<last>.parquet`` after the
-      partition and ``_offset`` range it covers, and they appear atomically (temp file,
-      fsync, rename, fsync of the folder);
-    * once every file of a flush is in place, a commit marker
-      ``_plait_commits/[p<partition>-]<first>-<last>`` is written the same way; only then
-      does it count;
-    * on open, files without a marker (a crash mid-flush) and stray temp files are removed,
-      and rows at or below a partition's highest committed offset are skipped from then on,
-      so a replay after a crash writes each row once, whatever its batch boundaries.
+      partition and ``_offset`` range it covers, and writes them hidden (``.tmp-`` names,
+      fsynced);
+    * then a commit marker ``_plait_commits/[p<partition>-]<first>-<last>`` listing them
+      is written atomically: the flush counts from here;
+    * then the files get their names. A reader of the folder never sees a row that is not
+      committed, and no row twice;
+    * on open, a committed flush's files still hidden are named (roll forward), hidden
+      files of a flush without a marker are removed, and rows at or below a partition's
+      highest committed offset are skipped from then on, so a replay after a crash writes
+      each row once, whatever its batch boundaries.
     Rows with a null event time go to ``dt=unknown/hour=unknown``.
 
     By default every :meth:`write` is flushed before it returns. With ``flush_rows`` (and
@@ -219,6 +223,8 @@ class ParquetSink:
             raise SinkError(f"parquet sink: a timed flush failed: {exc}") from exc
 
     def _flush_rows(self, batch: pa.RecordBatch, part: int | None) -> None:
+        """Write ``batch`` as hidden files, commit them with a marker that lists them, then
+        give them their names: a reader never sees a row that is not committed."""
         off = pc.cast(batch.column(self.offset), pa.int64()).to_numpy()
         first, last = int(off.min()), int(off.max())
         stem = _range_name((part, first, last))
@@ -231,57 +237,87 @@ class ParquetSink:
             np.floor_divide(raw, 3_600_000),
             -(2**62),
         )
+        files = []
         for h in np.unique(hours).tolist():
             rows = batch.filter(pa.array(hours == h))
-            folder = self.root / _hour_folder(int(h))
-            folder.mkdir(parents=True, exist_ok=True)
+            path = self.root / _hour_folder(int(h)) / name
+            path.parent.mkdir(parents=True, exist_ok=True)
             table = pa.Table.from_batches([rows])
-            self._atomic(folder / name, lambda tmp, t=table: pq.write_table(t, tmp))
-        self._commit(stem)
+            _durable(_hidden(path), partial(pq.write_table, table))
+            files.append(path)
+        for folder in {f.parent for f in files}:
+            _sync_dir(folder)
+        self._commit(stem, [str(f.relative_to(self.root)) for f in files])
+        _publish(files)
         self.committed[part] = max(last, self.last_committed(part))
 
-    def _commit(self, stem: str) -> None:
+    def _commit(self, stem: str, files: list[str]) -> None:
+        """The point a flush counts: its marker, naming its files, is on disk."""
         marker = self.root / COMMITS_DIR / stem
-        self._atomic(marker, lambda tmp: Path(tmp).write_bytes(b""))
+        tmp = marker.with_name(f".tmp-{stem}")
+        _durable(tmp, lambda path: Path(path).write_text(json.dumps(files)))
+        os.replace(tmp, marker)
+        _sync_dir(marker.parent)
 
-    # -- recovery and files ------------------------------------------------------------
+    # -- recovery ----------------------------------------------------------------------
     def _recover(self) -> None:
+        """Finish what a crash left: a committed flush's hidden files get their names
+        (roll forward); files of a flush that never committed are removed."""
         commits = self.root / COMMITS_DIR
         commits.mkdir(parents=True, exist_ok=True)
         ranges: set[_Range] = set()
         for p in commits.iterdir():
             m = _COMMIT.match(p.name)
-            if m:
-                ranges.add(_parse_range(m))
-            elif p.name.startswith(".tmp-"):
-                p.unlink()
+            if m is None:
+                if p.name.startswith(".tmp-"):
+                    p.unlink()
+                continue
+            ranges.add(_parse_range(m))
+            text = p.read_text()
+            listed = [self.root / f for f in json.loads(text)] if text else []
+            _publish([f for f in listed if _hidden(f).exists()])
         for part, _first, last in ranges:
             self.committed[part] = max(last, self.committed.get(part, -1))
-        for dirpath, _dirs, files in os.walk(self.root):
-            for name in files:
+        for dirpath, _dirs, names in os.walk(self.root):
+            for name in names:
                 path = Path(dirpath) / name
                 if name.startswith(".tmp-"):
-                    path.unlink()
+                    path.unlink()  # hidden files of a flush that never committed
                     continue
                 m = _PART.match(name)
                 if m and _parse_range(m) not in ranges:
-                    path.unlink()  # written by a flush that never committed
+                    path.unlink()  # named by a sink from before markers listed files
 
-    @staticmethod
-    def _atomic(path: Path, writer: Callable[..., Any]) -> None:
-        tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-        writer(str(tmp))
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+
+def _hidden(path: Path) -> Path:
+    """Where a file waits for its commit: dot-files are skipped by Arrow, Spark and
+    DuckDB dataset readers."""
+    return path.with_name(f".tmp-{path.name}")
+
+
+def _publish(files: list[Path]) -> None:
+    """Give committed hidden files their names."""
+    for f in files:
+        os.replace(_hidden(f), f)
+    for folder in {f.parent for f in files}:
+        _sync_dir(folder)
+
+
+def _durable(path: Path, writer: Callable[[str], Any]) -> None:
+    writer(str(path))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _parse_range(m: re.Match[str]) -> _Range:

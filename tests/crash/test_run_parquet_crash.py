@@ -133,8 +133,8 @@ def test_run_into_parquet_is_exactly_once_across_sigkills(tmp_path: Path, flush_
         _, err = child.communicate(timeout=30)
         assert child.returncode == -signal.SIGKILL, err.decode()[-2000:]
         rows = lake_rows(lake)
-        # uncommitted files of the killed write are still on disk until the next open;
-        # even so no row may be there twice or out of its partition's order
+        # what a reader sees right after the kill, before any recovery: only committed
+        # rows (a killed flush's files are hidden), none twice, none out of order
         check_prefixes(rows, ids)
         killed_mid_run += len(rows) < len(ids)
     assert killed_mid_run >= CYCLES // 2, killed_mid_run

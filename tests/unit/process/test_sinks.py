@@ -72,7 +72,7 @@ def test_crash_before_commit_rolls_back_and_replay_restores(tmp_path: Path) -> N
         pass
 
     class CrashingSink(ParquetSink):
-        def _commit(self, stem: str) -> None:  # the process dies before its marker
+        def _commit(self, stem: str, files: list[str]) -> None:  # dies before its marker
             raise Crash
 
     ParquetSink(tmp_path, time="ts").write(batch(0, 5))
@@ -80,10 +80,10 @@ def test_crash_before_commit_rolls_back_and_replay_restores(tmp_path: Path) -> N
     with pytest.raises(Crash):
         crashing.write(batch(5, 5, hour_step=1))  # files land in several partitions
     (tmp_path / "dt=2023-11-14" / "hour=22" / ".tmp-stray").write_bytes(b"partial")
-    assert read_all(tmp_path) == list(
-        range(10)
-    )  # uncommitted files are visible on disk...
-    sink = ParquetSink(tmp_path, time="ts")  # ...until recovery removes them
+    # the uncommitted files are on disk, hidden: a reader never sees their rows...
+    assert len(list(tmp_path.rglob(".tmp-part-*.parquet"))) == 5
+    assert read_all(tmp_path) == list(range(5))
+    sink = ParquetSink(tmp_path, time="ts")  # ...and recovery removes them
     assert read_all(tmp_path) == list(range(5))
     assert not list(tmp_path.rglob(".tmp-*"))
     sink.write(batch(3, 7))  # replay from an older offset
@@ -142,10 +142,10 @@ def test_crash_between_partitions_keeps_the_committed_one(tmp_path: Path) -> Non
         pass
 
     class CrashOnSecond(ParquetSink):
-        def _commit(self, stem: str) -> None:
+        def _commit(self, stem: str, files: list[str]) -> None:
             if stem.startswith("p5-"):
                 raise Crash
-            super()._commit(stem)
+            super()._commit(stem, files)
 
     with pytest.raises(Crash):
         CrashOnSecond(tmp_path, time="ts").write(
@@ -162,6 +162,50 @@ def test_null_partition_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SinkError, match="'_partition' has 1 nulls"):
         ParquetSink(tmp_path, time="ts").write(b)
     assert not list(tmp_path.rglob("part-*"))
+
+
+def test_crash_after_the_marker_rolls_forward(tmp_path: Path) -> None:
+    """Dead between its commit and naming its files: the rows count (the marker says
+    so), readers see them once the sink opens again, and a replay adds nothing."""
+    import plait.process.parquet_sink as ps
+
+    class Crash(Exception):
+        pass
+
+    def crash(files: list[Path]) -> None:
+        raise Crash
+
+    real = ps._publish
+    ps._publish = crash
+    try:
+        with pytest.raises(Crash):
+            ParquetSink(tmp_path, time="ts").write(batch(0, 4, hour_step=1))
+    finally:
+        ps._publish = real
+    assert read_all(tmp_path) == []  # committed but not yet named: not visible
+    sink = ParquetSink(tmp_path, time="ts")
+    assert read_all(tmp_path) == [0, 1, 2, 3] and sink.last_committed() == 3
+    sink.write(batch(0, 6))
+    assert read_all(tmp_path) == list(range(6))
+    assert not list(tmp_path.rglob(".tmp-*"))
+
+
+def test_dataset_readers_see_committed_rows_only(tmp_path: Path) -> None:
+    """Arrow's dataset reader (as Spark and DuckDB do) skips the hidden files."""
+    import pyarrow.dataset as ds
+
+    class Crash(Exception):
+        pass
+
+    class CrashingSink(ParquetSink):
+        def _commit(self, stem: str, files: list[str]) -> None:
+            raise Crash
+
+    ParquetSink(tmp_path, time="ts").write(batch(0, 3))
+    with pytest.raises(Crash):
+        CrashingSink(tmp_path, time="ts").write(batch(3, 3))
+    got = ds.dataset(tmp_path, format="parquet", partitioning="hive").to_table()
+    assert sorted(got.column("_offset").to_pylist()) == [0, 1, 2]
 
 
 class RecordingProducer:
@@ -229,11 +273,11 @@ def test_a_failed_flush_keeps_its_rows_pending(tmp_path: Path) -> None:
     class FailsOnce(ParquetSink):
         failed = False
 
-        def _commit(self, stem: str) -> None:
+        def _commit(self, stem: str, files: list[str]) -> None:
             if not self.failed:
                 self.failed = True
                 raise OSError("disk full")
-            super()._commit(stem)
+            super()._commit(stem, files)
 
     sink = FailsOnce(tmp_path, time="ts", flush_rows=3)
     with pytest.raises(OSError, match="disk full"):
