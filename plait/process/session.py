@@ -24,7 +24,15 @@ import pyarrow as pa
 
 from plait.errors import ConfigError
 from plait.process.sketch import LogSketch
-from plait.process.window_core import Agg, WatermarkOperator, check_spec, gather, output
+from plait.process.window_core import (
+    Agg,
+    WatermarkOperator,
+    check_spec,
+    gather,
+    groups,
+    output,
+    sketch_groups,
+)
 
 
 @dataclass(frozen=True)
@@ -72,10 +80,20 @@ class SessionWindowOperator(WatermarkOperator):
         s_k, s_t = rows.kidx[order], t[order]
         cut = np.nonzero((np.diff(s_k) != 0) | (np.diff(s_t) >= spec.gap))[0] + 1
         bounds = np.concatenate([[0], cut, [len(order)]])
-        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-            run = _Session(int(s_t[a]), int(s_t[b - 1]), self._new_agg())
-            run.agg.add(rows, order[a:b])
-            self._merge(rows.kvals[int(s_k[a])], run)
+        firsts, lasts = bounds[:-1], bounds[1:] - 1
+        runs = []
+        for k, first, last, stats in zip(
+            s_k[firsts].tolist(), s_t[firsts].tolist(), s_t[lasts].tolist(),
+            groups(rows, order, bounds),
+        ):
+            run = _Session(first, last, self._new_agg())
+            run.agg.add_group(*stats)
+            runs.append((rows.kvals[k], run))
+        if spec.quantiles:  # the runs' own values, before merging moves their aggregates
+            sketches = [run.agg.sketch for _, run in runs if run.agg.sketch is not None]
+            sketch_groups(rows, order, bounds, sketches)
+        for key, run in runs:
+            self._merge(key, run)
 
     def _new_agg(self) -> Agg:
         return Agg(sketch=LogSketch(self.spec.alpha) if self.spec.quantiles else None)

@@ -37,10 +37,13 @@ class LogSketch:
         self.zeros += int(np.count_nonzero(v == 0))
         for store, part in ((self.pos, v[v > 0]), (self.neg, -v[v < 0])):
             if part.size:
-                idx = np.ceil(np.log(part) / self._log_gamma).astype(np.int64)
-                keys, counts = np.unique(idx, return_counts=True)
+                keys, counts = np.unique(self.bucket_of(part), return_counts=True)
                 for k, c in zip(keys.tolist(), counts.tolist()):
                     store[k] = store.get(k, 0) + c
+
+    def bucket_of(self, magnitudes: np.ndarray) -> np.ndarray:
+        """Bucket indices of positive magnitudes (the ``pos``/``neg`` store keys)."""
+        return np.ceil(np.log(magnitudes) / self._log_gamma).astype(np.int64)
 
     def merge(self, other: LogSketch) -> None:
         if other.alpha != self.alpha:
@@ -74,3 +77,28 @@ class LogSketch:
             if seen > rank:
                 return self._value(k)
         return self._value(max(self.pos))  # unreachable unless counts are inconsistent
+
+
+def add_grouped(sketches: list[LogSketch], group: np.ndarray, values: np.ndarray) -> None:
+    """Add ``values[i]`` to ``sketches[group[i]]`` for every i (finite floats; sketches of
+    one ``alpha``). Why: one vectorized bucketing for a whole batch and one dict update
+    per distinct (sketch, bucket), where an ``add_many`` per small group cost ~40 µs."""
+    if not len(values) or not sketches:
+        return
+    first = sketches[0]
+    n = len(sketches)
+    for count, sk in zip(np.bincount(group, minlength=n).tolist(), sketches):
+        sk.count += count
+    for zeros, sk in zip(np.bincount(group[values == 0], minlength=n).tolist(), sketches):
+        sk.zeros += zeros
+    for negative, pick in ((False, values > 0), (True, values < 0)):
+        if not pick.any():
+            continue
+        idx = first.bucket_of(np.abs(values[pick]))
+        lo = int(idx.min())
+        span = int(idx.max()) - lo + 1
+        pairs, counts = np.unique(group[pick] * span + (idx - lo), return_counts=True)
+        for pair, c in zip(pairs.tolist(), counts.tolist()):
+            g, bucket = divmod(pair, span)
+            store = sketches[g].neg if negative else sketches[g].pos
+            store[bucket + lo] = store.get(bucket + lo, 0) + c

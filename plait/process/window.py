@@ -27,7 +27,15 @@ import pyarrow as pa
 
 from plait.errors import ConfigError
 from plait.process.sketch import LogSketch
-from plait.process.window_core import Agg, WatermarkOperator, check_spec, gather, output
+from plait.process.window_core import (
+    Agg,
+    WatermarkOperator,
+    check_spec,
+    gather,
+    groups,
+    output,
+    sketch_groups,
+)
 
 
 @dataclass(frozen=True)
@@ -72,14 +80,20 @@ class WindowOperator(WatermarkOperator):
             s_k, s_start = rows.kidx[order], start[order]
             cut = np.nonzero((np.diff(s_k) != 0) | (np.diff(s_start) != 0))[0] + 1
             bounds = np.concatenate([[0], cut, [len(order)]])
-            for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-                wkey = (rows.kvals[int(s_k[a])], int(s_start[a]))
-                agg = self._state.get(wkey)
+            firsts = bounds[:-1]
+            keys = [rows.kvals[k] for k in s_k[firsts].tolist()]
+            touched: list[LogSketch] = []  # per group, when quantiles are asked for
+            for key, start, stats in zip(keys, s_start[firsts].tolist(), groups(rows, order, bounds)):
+                agg = self._state.get((key, start))
                 if agg is None:
-                    agg = self._state[wkey] = Agg(
+                    agg = self._state[(key, start)] = Agg(
                         sketch=LogSketch(spec.alpha) if spec.quantiles else None
                     )
-                agg.add(rows, order[a:b])
+                agg.add_group(*stats)
+                if agg.sketch is not None:
+                    touched.append(agg.sketch)
+            if spec.quantiles:
+                sketch_groups(rows, order, bounds, touched)
 
     def _emit(self, closed: Callable[[int], bool]) -> pa.RecordBatch | None:
         spec = self.spec

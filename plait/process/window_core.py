@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from plait.errors import ConfigError
 from plait.process.errors import SchemaError
-from plait.process.sketch import LogSketch
+from plait.process.sketch import LogSketch, add_grouped
 
 _NO_TIME = np.iinfo(np.int64).min
 
@@ -157,18 +157,13 @@ class Agg:
     hi: Any = None
     sketch: LogSketch | None = None
 
-    def add(self, rows: Rows, sel: np.ndarray) -> None:
-        self.count += len(sel)
-        ok = sel[rows.vvalid[sel]]
-        if not ok.size:
-            return
-        v = rows.vals[ok]
-        src = rows.ivals[ok] if rows.ivals is not None else v
-        self.n_values += int(ok.size)
-        self.total += int(src.sum()) if rows.ivals is not None else float(v.sum())
-        self._bound(src.min().item(), src.max().item())
-        if self.sketch is not None:
-            self.sketch.add_many(v)
+    def add_group(self, count: int, n_values: int, total: Any, lo: Any, hi: Any) -> None:
+        """Add one group's figures (see :func:`groups`)."""
+        self.count += count
+        if n_values:
+            self.n_values += n_values
+            self.total += total
+            self._bound(lo, hi)
 
     def merge(self, other: Agg) -> None:
         self.count += other.count
@@ -184,6 +179,38 @@ class Agg:
         self.hi = hi if self.hi is None else max(self.hi, hi)
 
 
+def groups(
+    rows: Rows, order: np.ndarray, bounds: np.ndarray
+) -> list[tuple[int, int, Any, Any, Any]]:
+    """Per group of ``order`` (rows sorted by group, group ``i`` is
+    ``order[bounds[i]:bounds[i + 1]]``): (count, n_values, total, lo, hi) of its valid
+    values, with NumPy's segmented reductions. Why: one call per figure for the whole
+    batch, where a call per group made a 64k batch of 10k keys take ~1 s."""
+    starts = bounds[:-1]
+    count = np.diff(bounds)
+    if rows.value_type is None or not len(order):
+        zero = [0] * len(count)
+        return list(zip(count.tolist(), zero, zero, [None] * len(count), [None] * len(count)))
+    valid = rows.vvalid[order]
+    src = (rows.ivals if rows.ivals is not None else rows.vals)[order]
+    # what an invalid value stands in as, so it never wins a min or max
+    big: float = np.iinfo(np.int64).max if rows.ivals is not None else np.inf
+    small: float = np.iinfo(np.int64).min if rows.ivals is not None else -np.inf
+    n_values = np.add.reduceat(valid.astype(np.int64), starts)
+    total = np.add.reduceat(np.where(valid, src, 0), starts)
+    lo = np.minimum.reduceat(np.where(valid, src, big), starts)
+    hi = np.maximum.reduceat(np.where(valid, src, small), starts)
+    return list(zip(count.tolist(), n_values.tolist(), total.tolist(), lo.tolist(), hi.tolist()))
+
+
+def sketch_groups(rows: Rows, order: np.ndarray, bounds: np.ndarray, sketches: list[LogSketch]) -> None:
+    """Add each group's valid values (as in :func:`groups`) to its sketch, ``sketches[i]``
+    for group ``i``, in one vectorized pass."""
+    valid = rows.vvalid[order]
+    group = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))[valid]
+    add_grouped(sketches, group, rows.vals[order][valid])
+
+
 def output(
     done: list[tuple[int, int, Any, Agg]],
     *,
@@ -196,7 +223,6 @@ def output(
     """Rows of closed windows ``(end, start, key, agg)``, ordered by (end, start, key)."""
     if not done:
         return None
-    done.sort(key=lambda d: (d[0], d[1], _sort_key(d[2])))
     cols: dict[str, list[Any]] = {"window_start": [], "window_end": [], "count": []}
     if key is not None:
         cols = {key: [], **cols}
@@ -231,7 +257,25 @@ def output(
     if key is not None:
         types[key] = key_type
     arrays = [pa.array(v, type=types.get(k, pa.float64())) for k, v in cols.items()]
-    return pa.RecordBatch.from_arrays(arrays, names=list(cols))
+    batch = pa.RecordBatch.from_arrays(arrays, names=list(cols))
+    order = [("window_end", "ascending"), ("window_start", "ascending")]
+    if key is not None:
+        order.append((key, "ascending"))
+    try:  # a null key first, as _sort_key orders them
+        at = _sort_indices(batch, order)
+    except pa.ArrowNotImplementedError:  # a key type Arrow cannot sort: Python can
+        ranked = sorted(range(len(done)), key=lambda i: (done[i][0], done[i][1], _sort_key(done[i][2])))
+        at = pa.array(ranked, type=pa.int64())
+    return batch.take(at)
+
+
+def _sort_indices(batch: pa.RecordBatch, order: list[tuple[str, str]]) -> pa.Array:
+    """Sort with nulls first: per key where Arrow takes it that way (25 and later),
+    else with the older all-keys option."""
+    try:
+        return pc.sort_indices(batch, sort_keys=[(n, d, "at_start") for n, d in order])
+    except (TypeError, ValueError):
+        return pc.sort_indices(batch, sort_keys=order, null_placement="at_start")
 
 
 def column(batch: pa.RecordBatch, name: str) -> pa.Array:
