@@ -179,28 +179,88 @@ class Agg:
         self.hi = hi if self.hi is None else max(self.hi, hi)
 
 
-def groups(
-    rows: Rows, order: np.ndarray, bounds: np.ndarray
-) -> list[tuple[int, int, Any, Any, Any]]:
+@dataclass
+class Figures:
+    """Per-group figures as arrays: count of records, and over the valid values their
+    count, total, min and max (``lo``/``hi`` hold a sentinel where there is no value;
+    ``n_values`` says which). Integer columns keep int64 totals."""
+
+    count: np.ndarray
+    n_values: np.ndarray
+    total: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @staticmethod
+    def concat(parts: Sequence[Figures]) -> Figures:
+        return Figures(*(np.concatenate([getattr(f, n) for f in parts]) for n in _FIGURES))
+
+    def take(self, at: np.ndarray) -> Figures:
+        return Figures(*(getattr(self, n)[at] for n in _FIGURES))
+
+    def reduce(self, starts: np.ndarray) -> Figures:
+        """Fold runs of groups into one, each run beginning at an index in ``starts``."""
+        return Figures(
+            np.add.reduceat(self.count, starts),
+            np.add.reduceat(self.n_values, starts),
+            np.add.reduceat(self.total, starts),
+            np.minimum.reduceat(self.lo, starts),
+            np.maximum.reduceat(self.hi, starts),
+        )
+
+    def astype_of(self, other: Figures) -> Figures:
+        """These figures with totals and bounds as floats where ``other`` has floats
+        (a value column that changed from integers to floats between batches)."""
+        if self.total.dtype == other.total.dtype or self.total.dtype == np.float64:
+            return self
+        big, small = _sentinels(np.dtype(np.float64))
+        none = self.n_values == 0
+        return Figures(
+            self.count, self.n_values, self.total.astype(np.float64),
+            np.where(none, big, self.lo.astype(np.float64)),
+            np.where(none, small, self.hi.astype(np.float64)),
+        )
+
+    def rows(self) -> list[tuple[int, int, Any, Any, Any]]:
+        """(count, n_values, total, lo, hi) per group, as Python values."""
+        return list(zip(*(getattr(self, n).tolist() for n in _FIGURES)))
+
+
+_FIGURES = ("count", "n_values", "total", "lo", "hi")
+
+
+def group_figures(rows: Rows, order: np.ndarray, bounds: np.ndarray) -> Figures:
     """Per group of ``order`` (rows sorted by group, group ``i`` is
-    ``order[bounds[i]:bounds[i + 1]]``): (count, n_values, total, lo, hi) of its valid
-    values, with NumPy's segmented reductions. Why: one call per figure for the whole
-    batch, where a call per group made a 64k batch of 10k keys take ~1 s."""
+    ``order[bounds[i]:bounds[i + 1]]``), with NumPy's segmented reductions. Why: one call
+    per figure for the whole batch, where a call per group made a 64k batch of 10k keys
+    take ~1 s."""
     starts = bounds[:-1]
-    count = np.diff(bounds)
+    count = np.diff(bounds).astype(np.int64)
     if rows.value_type is None or not len(order):
-        zero = [0] * len(count)
-        return list(zip(count.tolist(), zero, zero, [None] * len(count), [None] * len(count)))
+        zero = np.zeros(len(count), dtype=np.int64)
+        return Figures(count, zero, zero, zero, zero)
     valid = rows.vvalid[order]
     src = (rows.ivals if rows.ivals is not None else rows.vals)[order]
-    # what an invalid value stands in as, so it never wins a min or max
-    big: float = np.iinfo(np.int64).max if rows.ivals is not None else np.inf
-    small: float = np.iinfo(np.int64).min if rows.ivals is not None else -np.inf
-    n_values = np.add.reduceat(valid.astype(np.int64), starts)
-    total = np.add.reduceat(np.where(valid, src, 0), starts)
-    lo = np.minimum.reduceat(np.where(valid, src, big), starts)
-    hi = np.maximum.reduceat(np.where(valid, src, small), starts)
-    return list(zip(count.tolist(), n_values.tolist(), total.tolist(), lo.tolist(), hi.tolist()))
+    big, small = _sentinels(src.dtype)
+    return Figures(
+        count,
+        np.add.reduceat(valid.astype(np.int64), starts),
+        np.add.reduceat(np.where(valid, src, 0), starts),
+        np.minimum.reduceat(np.where(valid, src, big), starts),
+        np.maximum.reduceat(np.where(valid, src, small), starts),
+    )
+
+
+def groups(rows: Rows, order: np.ndarray, bounds: np.ndarray) -> list[tuple[int, int, Any, Any, Any]]:
+    """:func:`group_figures` as Python values per group."""
+    return group_figures(rows, order, bounds).rows()
+
+
+def _sentinels(dtype: np.dtype) -> tuple[Any, Any]:
+    """What an invalid value stands in as, so it never wins a min or max."""
+    if np.issubdtype(dtype, np.integer):
+        return np.iinfo(np.int64).max, np.iinfo(np.int64).min
+    return np.inf, -np.inf
 
 
 def sketch_groups(rows: Rows, order: np.ndarray, bounds: np.ndarray, sketches: list[LogSketch]) -> None:
@@ -223,48 +283,72 @@ def output(
     """Rows of closed windows ``(end, start, key, agg)``, ordered by (end, start, key)."""
     if not done:
         return None
-    cols: dict[str, list[Any]] = {"window_start": [], "window_end": [], "count": []}
+    dtype = np.int64 if pa.types.is_integer(value_type) else np.float64
+    big, small = _sentinels(np.dtype(dtype))
+    aggs = [d[3] for d in done]
+    figs = Figures(
+        np.array([a.count for a in aggs], dtype=np.int64),
+        np.array([a.n_values for a in aggs], dtype=np.int64),
+        np.array([a.total if a.n_values else 0 for a in aggs], dtype=dtype),
+        np.array([a.lo if a.n_values else big for a in aggs], dtype=dtype),
+        np.array([a.hi if a.n_values else small for a in aggs], dtype=dtype),
+    )
+    return output_columns(
+        np.array([d[0] for d in done], dtype=np.int64),
+        np.array([d[1] for d in done], dtype=np.int64),
+        [d[2] for d in done],
+        figs,
+        [a.sketch for a in aggs] if quantiles else None,
+        key=key, key_type=key_type, value=value, value_type=value_type, quantiles=quantiles,
+    )
+
+
+def output_columns(
+    ends: np.ndarray,
+    starts: np.ndarray,
+    keys: list[Any],
+    figs: Figures,
+    sketches: Sequence[LogSketch | None] | None,
+    *,
+    key: str | None,
+    key_type: pa.DataType,
+    value: str | None,
+    value_type: pa.DataType,
+    quantiles: Sequence[float],
+) -> pa.RecordBatch | None:
+    """Rows of closed windows from columns, ordered by (end, start, key)."""
+    if not len(ends):
+        return None
+    cols: dict[str, pa.Array] = {}
     if key is not None:
-        cols = {key: [], **cols}
-    qnames = [f"q{q:g}" for q in quantiles] if value is not None else []
+        cols[key] = pa.array(keys, type=key_type)
+    cols["window_start"] = pa.array(starts, type=pa.int64())
+    cols["window_end"] = pa.array(ends, type=pa.int64())
+    cols["count"] = pa.array(figs.count, type=pa.int64())
     if value is not None:
-        for name in ("sum", "min", "max", "mean", *qnames):
-            cols[name] = []
-    for end, start, k, agg in done:
-        if key is not None:
-            cols[key].append(k)
-        cols["window_start"].append(start)
-        cols["window_end"].append(end)
-        cols["count"].append(agg.count)
-        if value is not None:
-            has = agg.n_values > 0
-            cols["sum"].append(agg.total if has else None)
-            cols["min"].append(agg.lo)
-            cols["max"].append(agg.hi)
-            cols["mean"].append(agg.total / agg.n_values if has else None)
-            for q, qn in zip(quantiles, qnames):
-                est = agg.sketch.quantile(q) if agg.sketch is not None and has else None
-                cols[qn].append(est)
-    types = {
-        "window_start": pa.int64(),
-        "window_end": pa.int64(),
-        "count": pa.int64(),
-        "sum": value_type,
-        "min": value_type,
-        "max": value_type,
-        "mean": pa.float64(),
-    }
-    if key is not None:
-        types[key] = key_type
-    arrays = [pa.array(v, type=types.get(k, pa.float64())) for k, v in cols.items()]
-    batch = pa.RecordBatch.from_arrays(arrays, names=list(cols))
+        none = figs.n_values == 0
+        cols["sum"] = pa.array(figs.total, mask=none).cast(value_type)
+        cols["min"] = pa.array(figs.lo, mask=none).cast(value_type)
+        cols["max"] = pa.array(figs.hi, mask=none).cast(value_type)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = figs.total / np.maximum(figs.n_values, 1)
+        cols["mean"] = pa.array(mean.astype(np.float64), mask=none)
+        for q in quantiles:
+            est = [
+                sk.quantile(q) if sk is not None and has else None
+                for sk, has in zip(sketches or [None] * len(ends), (~none).tolist())
+            ]
+            cols[f"q{q:g}"] = pa.array(est, type=pa.float64())
+    batch = pa.RecordBatch.from_arrays(list(cols.values()), names=list(cols))
     order = [("window_end", "ascending"), ("window_start", "ascending")]
     if key is not None:
         order.append((key, "ascending"))
     try:  # a null key first, as _sort_key orders them
         at = _sort_indices(batch, order)
     except pa.ArrowNotImplementedError:  # a key type Arrow cannot sort: Python can
-        ranked = sorted(range(len(done)), key=lambda i: (done[i][0], done[i][1], _sort_key(done[i][2])))
+        ranked = sorted(
+            range(len(ends)), key=lambda i: (int(ends[i]), int(starts[i]), _sort_key(keys[i]))
+        )
         at = pa.array(ranked, type=pa.int64())
     return batch.take(at)
 

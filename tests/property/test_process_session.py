@@ -96,3 +96,20 @@ def test_bad_specs_are_config_errors() -> None:
         SessionSpec(gap=0, time="ts")
     with pytest.raises(ConfigError, match="lateness >= 0"):
         SessionSpec(gap=1, time="ts", lateness=-1)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    times=st.lists(st.sampled_from([0, 3, 5, 2**40, 2**40 + 5, 2**61, 2**61 + 4]), min_size=1, max_size=12),
+    keys=st.lists(st.sampled_from(["a", "b"]), min_size=12, max_size=12),
+)
+def test_event_times_too_far_apart_for_the_vectorized_merge(times: list[int], keys: list[str]) -> None:
+    """Times spanning most of int64 take the merge's one-by-one path; same sessions."""
+    evs = [(t, k, 1) for t, k in zip(times, keys)]
+    op = SessionWindowOperator(SessionSpec(gap=5, time="ts", lateness=2**62, key="k", value="v"))
+    got, late = wc.run_in_batches(op, evs, [len(evs) // 2])
+    exp, exp_late = reference(evs, 5, 2**62)
+    assert late == exp_late == []
+    for row in exp:
+        row.pop("_vals")
+    assert got == exp
