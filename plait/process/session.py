@@ -11,6 +11,8 @@ Contract (the late rule, columns and order are those of ``window.py``):
   re-opened, and the output does not depend on how the input was cut into batches.
 * Records come in any order within the allowed lateness: an out-of-order record can
   extend a session backwards or join two open sessions into one.
+* An integer value column's sums are kept as int64 (past 2**63 they wrap, where the
+  tumbling and sliding windows' Python ints do not).
 """
 
 from __future__ import annotations
