@@ -24,4 +24,6 @@ for changes in 1 10000; do
     echo "== enrich-topic-$changes: python benchmarks/enrich_topic_cost.py 1000000 $changes 7" >&2
     python3 "$(dirname "$0")/enrich_topic_cost.py" 1000000 "$changes" 7 > "$OUT/$stamp-enrich-topic-$changes.txt"
 done
+echo "== windows: python benchmarks/window_cost.py 7" >&2
+python3 "$(dirname "$0")/window_cost.py" 7 > "$OUT/$stamp-windows.txt"
 echo "results in $OUT" >&2
