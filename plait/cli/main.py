@@ -28,7 +28,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "serve": "plait.cli.serve_cmd:serve",
     "status": "plait.cli.status_cmd:status",
     "process": "plait.cli.process_cmd:process",
-    "run": "plait.cli.process_cmd:run",
+    "run": "plait.cli.run_cmd:run",
 }
 
 

@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from plait.bench.process_bench import bench_process
-from plait.cli.process_cmd import process, run
+from plait.cli.process_cmd import process
+from plait.cli.run_cmd import run
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "process"
