@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import inspect
 import json
 import signal
 import sys
@@ -22,7 +23,7 @@ from plait.errors import PlaitError
 from plait.process.deadletter import DeadLetter
 
 
-def load_pipeline_file(path: str | Path) -> Callable[[Iterable[Any]], Any]:
+def load_pipeline_file(path: str | Path) -> Callable[..., Any]:
     """Import a user file and return its ``pipeline(source)`` function."""
     p = Path(path)
     spec = importlib.util.spec_from_file_location(
@@ -44,7 +45,7 @@ def load_pipeline_file(path: str | Path) -> Callable[[Iterable[Any]], Any]:
         raise click.ClickException(
             f"{p}: expected a function pipeline(source), found none"
         )
-    result: Callable[[Iterable[Any]], Any] = fn
+    result: Callable[..., Any] = fn
     return result
 
 
@@ -68,17 +69,30 @@ def user_code_error(exc: BaseException, path: Path, what: str) -> click.ClickExc
     return click.ClickException(f"{path.name} {what}: {type(exc).__name__}: {exc}")
 
 
+def takes_client(fn: Callable[..., Any]) -> bool:
+    """Whether ``pipeline`` is written as ``pipeline(source, client)``: then it gets the
+    run's own client, the one way a pipeline can produce to a topic of the data dir the
+    run holds (one process opens a data dir)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
+
+
 def run_pipeline(
-    fn: Callable[[Iterable[Any]], Any],
+    fn: Callable[..., Any],
     source: Iterable[Any],
     on_dead: Callable[[DeadLetter], None] | None = None,
     built: list[Any] | None = None,
+    client: Any = None,
 ) -> Any:
     """Run a user pipeline over ``source`` (Arrow batches or lists of raw records);
     ``on_dead`` takes its dead letters unless the pipeline file chose its own handler.
     ``built`` receives the Pipeline before it runs (the topic source asks it which
-    offsets its sinks still hold)."""
-    p = fn(source)
+    offsets its sinks still hold); ``client`` goes to a ``pipeline(source, client)``."""
+    p = fn(source, client) if takes_client(fn) else fn(source)
     if not hasattr(p, "run"):
         raise click.ClickException(
             f"pipeline(source) must return a Pipeline, got {type(p).__name__}"
@@ -226,6 +240,8 @@ def run(
 ) -> None:
     """Run PIPELINE.py, a file defining pipeline(source), over a topic or stdin.
 
+    Written as pipeline(source, client), it also gets the run's client (the data dir or
+    --bootstrap broker), to produce to topics with TopicSink(client.producer(), TOPIC).
     Dead letters go to stderr, a file or a topic, unless the pipeline file passes its
     own ``dead_letters=`` handler."""
     announce_kernel_compiles(sys.stderr)
@@ -239,7 +255,7 @@ def run(
             client = None
             # only a topic source looks at it; stdin ends at its own end
             stop = stack.enter_context(graceful_sigterm()) if topic is not None else None
-            if topic is not None or dead_topic is not None:
+            if topic is not None or dead_topic is not None or takes_client(fn):
                 from plait.cli.common import open_client
 
                 client = stack.enter_context(open_client(ctx, bootstrap))
@@ -259,7 +275,7 @@ def run(
                     stop=stop, pending=pending,
                 )
             )
-            stats = run_pipeline(fn, source, on_dead, built)
+            stats = run_pipeline(fn, source, on_dead, built, client)
     except PlaitError as exc:
         raise click.ClickException(one_line(exc)) from exc
     except Exception as exc:

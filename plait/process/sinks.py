@@ -29,10 +29,10 @@ class Sink(Protocol):
 
 @runtime_checkable
 class BatchProducer(Protocol):
-    """What the SDK's producer offers; TopicSink needs nothing more."""
+    """What the SDK's producers (embedded and ``kafka://``) offer; TopicSink needs no more."""
 
     def send_batch(
-        self, values: list[bytes], keys: list[bytes] | None = None
+        self, topic: str, values: list[bytes], keys: list[bytes | None] | None = None
     ) -> Any: ...
 
 
@@ -55,10 +55,13 @@ def encode_rows(batch: pa.RecordBatch, fmt: str = "json") -> list[bytes]:
 
 
 class TopicSink:
-    """Encodes rows (JSON or msgpack) and hands them to ``producer.send_batch`` in order.
+    """Encodes rows (JSON or msgpack) and produces them to ``topic`` in order, each batch
+    acknowledged before :meth:`write` returns.
 
-    ``key``: a column whose values become the record keys (str as UTF-8, bytes as is, other
-    values via ``str``); a null key is sent as an empty key.
+    ``producer``: an SDK producer (``client.producer()``, embedded or ``kafka://``).
+    ``key``: a column whose values become the record keys (str as UTF-8, bytes as is,
+    other values via ``str``), so one key's rows land in one partition, in order; a null
+    key is sent as no key.
 
     At least once: a pipeline restarted after a crash sends again what it produced after
     its last committed input offset. For exactly-once topic-to-topic work use
@@ -66,13 +69,14 @@ class TopicSink:
     """
 
     def __init__(
-        self, producer: BatchProducer, *, key: str | None = None, format: str = "json"
+        self, producer: BatchProducer, topic: str, *, key: str | None = None, format: str = "json"
     ) -> None:
         if format not in ("json", "msgpack"):
             raise SinkError(
                 f"topic sink: expected format 'json' or 'msgpack', got {format!r}"
             )
         self.producer = producer
+        self.topic = topic
         self.key = key
         self.format = format
 
@@ -87,12 +91,12 @@ class TopicSink:
                     f"topic sink: expected key column {self.key!r}, columns are {batch.schema.names}"
                 )
             keys = [_key_bytes(k) for k in batch.column(self.key).to_pylist()]
-        self.producer.send_batch(values, keys)
+        self.producer.send_batch(self.topic, values, keys)
 
 
-def _key_bytes(k: Any) -> bytes:
+def _key_bytes(k: Any) -> bytes | None:
     if k is None:
-        return b""
+        return None
     if isinstance(k, bytes):
         return k
     return str(k).encode("utf-8")

@@ -176,3 +176,60 @@ def test_sigterm_stops_run_between_polls_and_commits(tmp_path):
     assert again.returncode == 0, again.stderr.decode()[-2000:]
     assert stats_of(again.stderr)["rows_in"] == 0
     assert len(out.read_text().splitlines()) == 50
+
+
+TOPIC_PIPELINE = '''
+from plait.pipeline import pipeline as make
+from plait.process.sinks import TopicSink
+def pipeline(source, client):
+    return make(source, engine="cpu").decode({"n": "int", "who": "str"}).filter("n % 2 == 0").to(
+        TopicSink(client.producer(), "evens", key="who"))
+'''
+
+
+def read_topic(client, topic: str, count: int) -> list:
+    import time
+
+    deadline = time.monotonic() + 30  # a kafka:// consumer's first polls may come back empty
+    with client.consumer([topic], from_beginning=True) as consumer:
+        got: list = []
+        while len(got) < count:
+            assert time.monotonic() < deadline, f"{len(got)} of {count} records in 30 s"
+            got += consumer.poll(timeout=1)
+    return got
+
+
+def test_run_produces_to_a_topic_with_the_runs_own_client(tmp_path):
+    """pipeline(source, client) gets the run's client, embedded or through the broker,
+    and a TopicSink on it produces to another topic: keyed rows, one key's rows in order."""
+    from plait.broker.testing import ServeProcess
+
+    values = [json.dumps({"n": i, "who": f"u{i % 3}"}).encode() for i in range(30)]
+    data, _, _ = setup_topic(tmp_path, 2, {None: values}, "evens")
+    pipe = tmp_path / "to_topic.py"
+    pipe.write_text(TOPIC_PIPELINE)
+    embedded = subprocess.run(
+        [sys.executable, "-m", "plait.cli.main", "--data", str(data), "run", str(pipe),
+         "--topic", "events", "--idle-timeout", "1"], check=False, capture_output=True, timeout=120,
+    )
+    assert embedded.returncode == 0, embedded.stderr.decode()[-2000:]
+    with plait.connect(f"embedded:{data}") as client:
+        got = read_topic(client, "evens", 15)
+    by_key: dict = {}
+    for m in got:
+        by_key.setdefault(m.key, []).append(json.loads(m.value)["n"])
+    assert by_key == {f"u{k}".encode(): [n for n in range(0, 30, 2) if n % 3 == k] for k in range(3)}
+    with ServeProcess(tmp_path / "broker") as broker:
+        with plait.connect(f"kafka://{broker.bootstrap}") as client:
+            client.create_topic("events", 2)
+            client.create_topic("evens", 1)
+            with client.producer() as producer:
+                producer.send_batch("events", values)
+        remote = subprocess.run(
+            [sys.executable, "-m", "plait.cli.main", "run", str(pipe), "--bootstrap", broker.bootstrap,
+             "--topic", "events", "--idle-timeout", "2"], check=False, capture_output=True, timeout=120,
+        )
+        assert remote.returncode == 0, remote.stderr.decode()[-2000:]
+        with plait.connect(f"kafka://{broker.bootstrap}") as client:
+            got = read_topic(client, "evens", 15)
+    assert sorted(json.loads(m.value)["n"] for m in got) == list(range(0, 30, 2))

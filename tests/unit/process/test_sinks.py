@@ -208,27 +208,34 @@ def test_dataset_readers_see_committed_rows_only(tmp_path: Path) -> None:
     assert sorted(got.column("_offset").to_pylist()) == [0, 1, 2]
 
 
-class RecordingProducer:
-    def __init__(self) -> None:
-        self.calls: list[tuple[list[bytes], list[bytes] | None]] = []
+def test_topic_sink_produces_rows_keyed_through_the_sdk(tmp_path: Path) -> None:
+    """Into a real embedded topic: rows as JSON without plait's ``_`` columns, a key's
+    rows in that key's partition in order, a null key sent as no key."""
+    import plait
+    from plait.client.partitioner import partition_for_key
 
-    def send_batch(self, values: list[bytes], keys: list[bytes] | None = None) -> None:
-        self.calls.append((values, keys))
-
-
-def test_topic_sink_encodes_rows_and_keys() -> None:
-    prod = RecordingProducer()
-    TopicSink(prod, key="user").write(
-        pa.record_batch({"user": [1, None], "note": ["é", "x"], "_offset": [4, 5]})
-    )
-    [(values, keys)] = prod.calls
-    assert [json.loads(v) for v in values] == [
-        {"user": 1, "note": "é"},
-        {"user": None, "note": "x"},
-    ]
-    assert keys == [b"1", b""]
-    with pytest.raises(SinkError, match="expected key column 'nope'"):
-        TopicSink(prod, key="nope").write(pa.record_batch({"a": [1]}))
+    rows = pa.record_batch({
+        "user": [1, None, 1, 7], "note": ["é", "x", "y", "z"], "_offset": [4, 5, 6, 7],
+    })
+    with plait.connect(f"embedded:{tmp_path / 'data'}") as client:
+        client.create_topic("out", 3)
+        with client.producer() as producer:
+            TopicSink(producer, "out", key="user").write(rows)
+            with pytest.raises(SinkError, match="expected key column 'nope'"):
+                TopicSink(producer, "out", key="nope").write(pa.record_batch({"a": [1]}))
+        with client.consumer(["out"], from_beginning=True) as consumer:
+            got = []
+            while len(got) < 4:
+                polled = consumer.poll(timeout=5)
+                assert polled, got
+                got += polled
+    by_key: dict[bytes | None, list[tuple[int, dict]]] = {}
+    for m in got:
+        by_key.setdefault(m.key, []).append((m.partition, json.loads(m.value)))
+    assert set(by_key) == {b"1", b"7", None}
+    assert [v for _, v in by_key[b"1"]] == [{"user": 1, "note": "é"}, {"user": 1, "note": "y"}]
+    assert {p for p, _ in by_key[b"1"]} == {partition_for_key(b"1", 3)}
+    assert by_key[None] == [(by_key[None][0][0], {"user": None, "note": "x"})]
 
 
 def files(root: Path) -> list[Path]:
