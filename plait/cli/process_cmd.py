@@ -83,12 +83,19 @@ def process(
     from a topic reads it from the --data dir, or through --bootstrap."""
     announce_kernel_compiles(sys.stderr)
     with contextlib.ExitStack() as stack:
-        dead_out: IO[str] = (
-            stack.enter_context(open(dead_path, "w", encoding="utf-8"))
-            if dead_path
-            else sys.stderr
-        )
+        dead_out = dead_letter_file(stack, dead_path, "w")
         _process(ctx, spec_path, engine, dead_out, batch_size, bootstrap)
+
+
+def dead_letter_file(stack: contextlib.ExitStack, path: str | None, mode: str) -> IO[str]:
+    """Where dead letters are written: stderr (``path`` None or "-") or ``path``, which
+    ``stack`` closes; a path that cannot be opened is one line, not a traceback."""
+    if path in (None, "-"):
+        return sys.stderr
+    try:
+        return stack.enter_context(open(str(path), mode, encoding="utf-8"))
+    except OSError as exc:
+        raise click.ClickException(f"--dead-letters {path}: {exc.strerror or exc}") from exc
 
 
 def _process(

@@ -13,12 +13,17 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import click
 
 from plait.cli.compile_notice import announce_kernel_compiles
-from plait.cli.process_cmd import dead_letter_line, one_line, read_batches
+from plait.cli.process_cmd import (
+    dead_letter_file,
+    dead_letter_line,
+    one_line,
+    read_batches,
+)
 from plait.errors import PlaitError
 from plait.process.deadletter import DeadLetter
 
@@ -119,9 +124,7 @@ def dead_letter_handler(
             producer.send_batch(topic, [dead_letter_line(d).encode()], [key] if key else None)
 
         return produce
-    out: IO[str] = sys.stderr
-    if path not in (None, "-"):
-        out = stack.enter_context(open(str(path), "a", encoding="utf-8"))  # noqa: SIM115 (the stack closes it)
+    out = dead_letter_file(stack, path, "a")
 
     def write(d: DeadLetter) -> None:
         out.write(dead_letter_line(d) + "\n")
@@ -154,38 +157,31 @@ def topic_source(
     consumer = client.consumer(
         [topic], group=group, auto_offset_reset="earliest", member_id=member_id
     )
-    read: dict[tuple[str, int], int] = {}  # next offset per partition, as processed
-    committed: dict[tuple[str, int], int] = {}
-
-    def commit() -> None:
+    def commit(done: dict[tuple[str, int], int]) -> None:
+        """Commit what this poll's batches moved, each partition held back to the first
+        offset a sink still holds. Only this poll's partitions, and only those still
+        owned: a position remembered from an earlier ownership is never committed over
+        the offset a later owner committed."""
         held = pending() if pending is not None else {}
         owned = set(consumer.assignment())
-        for tp in [tp for tp in read if tp not in owned]:
-            # revoked: its new owner commits it now; forgetting it here means a later
-            # reassignment never commits this member's older position over the owner's
-            read.pop(tp)
-            committed.pop(tp, None)
-        due = {tp: min(nxt, held.get(tp[1], nxt)) for tp, nxt in read.items()}
-        due = {tp: off for tp, off in due.items() if committed.get(tp) != off}
+        due = {tp: min(nxt, held.get(tp[1], nxt)) for tp, nxt in done.items() if tp in owned}
         if due:
             consumer.commit(due)
-            committed.update(due)
 
     try:
         idle_since = time.monotonic()
         while stop is None or not stop.is_set():
             batches = consumer.poll_batch(timeout=0.5, max_records=max_records)
             if not batches:
-                if pending is not None:
-                    commit()  # a sink's timed flush may have moved what is durable
                 if idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
                     return
                 continue
             idle_since = time.monotonic()
+            done: dict[tuple[str, int], int] = {}
             for batch in batches:
                 yield RawBatch(batch.values.to_pylist(), batch.offsets, batch.partition)
-                read[(topic, batch.partition)] = batch.next_offset
-            commit()
+                done[(topic, batch.partition)] = batch.next_offset
+            commit(done)
     finally:
         consumer.close()
 

@@ -116,6 +116,8 @@ class ReferenceTable:
             for name in table.column_names
             if name != self.key
         )
+        if pa.types.is_floating(keys.type):  # -0.0 as 0.0 once here, not per lookup:
+            keys = pc.add(keys, 0.0)  # index_in hashes float bits
         return _Snapshot(table, keys, mtime, values)
 
     def maybe_reload(self) -> bool:
@@ -166,10 +168,10 @@ class ReferenceTable:
         if pa.types.is_integer(probe_type) and _search_pays(batch.num_rows, len(snap.keys)):
             pos = self.sorted_index(snap, probe_type, on).positions(batch.column(idx))
         else:
-            probe, keys = batch.column(idx), self.keys_as(snap, probe_type, on)
-            if pa.types.is_floating(probe_type):  # index_in hashes float bits: -0.0 + 0.0
-                probe, keys = pc.add(probe, 0.0), pc.add(keys, 0.0)  # is 0.0, equal keys meet
-            pos = pc.index_in(probe, value_set=keys)
+            probe = batch.column(idx)
+            if pa.types.is_floating(probe_type):  # -0.0 + 0.0 is 0.0, as the keys are
+                probe = pc.add(probe, 0.0)  # (index_in hashes float bits)
+            pos = pc.index_in(probe, value_set=self.keys_as(snap, probe_type, on))
         return self.attach(batch, snap, pos)
 
     def sorted_index(self, snap: _Snapshot, probe_type: pa.DataType, on: str) -> SortedIntIndex:

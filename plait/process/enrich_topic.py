@@ -348,7 +348,8 @@ def _normal(keys: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pc.add(keys, 0.0) if pa.types.is_floating(keys.type) else keys
 
 
-def _index(probe: pa.Array | pa.ChunkedArray, keys: pa.Array) -> np.ndarray:
-    """Row of each probe key in ``keys``, -1 where it has none."""
-    found = pc.index_in(_normal(probe), value_set=_normal(keys))
+def _index(probe: pa.Array, keys: pa.Array) -> np.ndarray:
+    """Row of each probe key in ``keys``, -1 where it has none. Both come with -0.0 made
+    0.0 already: the snapshot's keys by ReferenceTable._build, changes by _parse."""
+    found = pc.index_in(probe, value_set=keys)
     return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)

@@ -90,7 +90,7 @@ class ParquetSink:
         self.committed: dict[int | None, int] = {}
         self._lock = threading.RLock()  # the buffer and commits: the timer flushes too
         self._held: dict[int | None, list[pa.RecordBatch]] = {}
-        self._held_last: dict[int | None, int] = {}
+        self._held_span: dict[int | None, tuple[int, int]] = {}  # first, last offset held
         self._held_rows = 0
         self._held_since: float | None = None
         self._timer_error: Exception | None = None
@@ -110,10 +110,7 @@ class ParquetSink:
         """Per input partition, the first offset held in memory, not yet on disk: a
         runner commits no input offset at or past it."""
         with self._lock:
-            return {
-                part: min(int(pc.min(b.column(self.offset)).as_py()) for b in batches)
-                for part, batches in self._held.items()
-            }
+            return {part: first for part, (first, _) in self._held_span.items()}
 
     # -- writing -----------------------------------------------------------------------
     def write(self, batch: pa.RecordBatch) -> None:
@@ -154,7 +151,7 @@ class ParquetSink:
                     raise SinkError(f"parquet sink: held batches differ in their columns: {exc}") from exc
                 self._flush_rows(rows, part)
                 del self._held[part]
-                self._held_last.pop(part, None)
+                self._held_span.pop(part, None)
                 self._held_rows -= rows.num_rows
             self._held_since = None
 
@@ -179,7 +176,7 @@ class ParquetSink:
 
     def _new_rows(self, batch: pa.RecordBatch, part: int | None) -> pa.RecordBatch | None:
         """The rows past what is committed or held for ``part`` (a replay skips the rest)."""
-        seen = max(self.last_committed(part), self._held_last.get(part, -1))
+        seen = max(self.last_committed(part), self._held_span.get(part, (-1, -1))[1])
         off = pc.cast(batch.column(self.offset), pa.int64()).to_numpy()
         keep = off > seen
         if not keep.any():
@@ -188,8 +185,10 @@ class ParquetSink:
 
     def _hold(self, part: int | None, rows: pa.RecordBatch) -> None:
         self._held.setdefault(part, []).append(rows)
-        top = int(pc.max(rows.column(self.offset)).as_py())
-        self._held_last[part] = max(top, self._held_last.get(part, -1))
+        bounds = pc.min_max(rows.column(self.offset))
+        low, top = int(bounds["min"].as_py()), int(bounds["max"].as_py())
+        first, last = self._held_span.get(part, (low, top))
+        self._held_span[part] = (min(first, low), max(last, top))
         self._held_rows += rows.num_rows
         if self._held_since is None:
             self._held_since = time.monotonic()

@@ -130,12 +130,10 @@ class SessionWindowOperator(WatermarkOperator):
         if not done.any():
             return None
         at, still = np.flatnonzero(done), np.flatnonzero(~done)
-        spec = self.spec
         out = output_columns(
             ends[at], self._first[at], [self._keys[k] for k in self._kid[at].tolist()],
             self._figs.take(at), [self._sketches[i] for i in at.tolist()],
-            key=spec.key, key_type=self._key_type, value=spec.value,
-            value_type=self._value_type, quantiles=spec.quantiles,
+            self.spec, self._key_type, self._value_type,
         )
         self._kid, self._first, self._last = self._kid[still], self._first[still], self._last[still]
         self._figs = self._figs.take(still)

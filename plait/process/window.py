@@ -104,7 +104,4 @@ class WindowOperator(WatermarkOperator):
         ]
         for _end, start, key, _agg in done:
             del self._state[(key, start)]
-        return output(
-            done, key=spec.key, key_type=self._key_type, value=spec.value,
-            value_type=self._value_type, quantiles=spec.quantiles,
-        )
+        return output(done, spec, self._key_type, self._value_type)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -271,14 +271,24 @@ def sketch_groups(rows: Rows, order: np.ndarray, bounds: np.ndarray, sketches: l
     add_grouped(sketches, group, rows.vals[order][valid])
 
 
+class Shape(Protocol):
+    """What decides a window kind's output columns (its spec has these)."""
+
+    @property
+    def key(self) -> str | None: ...
+
+    @property
+    def value(self) -> str | None: ...
+
+    @property
+    def quantiles(self) -> tuple[float, ...]: ...
+
+
 def output(
     done: list[tuple[int, int, Any, Agg]],
-    *,
-    key: str | None,
+    shape: Shape,
     key_type: pa.DataType,
-    value: str | None,
     value_type: pa.DataType,
-    quantiles: Sequence[float],
 ) -> pa.RecordBatch | None:
     """Rows of closed windows ``(end, start, key, agg)``, ordered by (end, start, key)."""
     if not done:
@@ -298,8 +308,8 @@ def output(
         np.array([d[1] for d in done], dtype=np.int64),
         [d[2] for d in done],
         figs,
-        [a.sketch for a in aggs] if quantiles else None,
-        key=key, key_type=key_type, value=value, value_type=value_type, quantiles=quantiles,
+        [a.sketch for a in aggs] if shape.quantiles else None,
+        shape, key_type, value_type,
     )
 
 
@@ -309,16 +319,14 @@ def output_columns(
     keys: list[Any],
     figs: Figures,
     sketches: Sequence[LogSketch | None] | None,
-    *,
-    key: str | None,
+    shape: Shape,
     key_type: pa.DataType,
-    value: str | None,
     value_type: pa.DataType,
-    quantiles: Sequence[float],
 ) -> pa.RecordBatch | None:
     """Rows of closed windows from columns, ordered by (end, start, key)."""
     if not len(ends):
         return None
+    key, value, quantiles = shape.key, shape.value, shape.quantiles
     cols: dict[str, pa.Array] = {}
     if key is not None:
         cols[key] = pa.array(keys, type=key_type)

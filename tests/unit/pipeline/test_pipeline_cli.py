@@ -119,6 +119,10 @@ def test_run_command_with_pipeline_file(tmp_path: Path) -> None:
         run, [str(user), "--stdin", "--dead-letters", "f", "--dead-letter-topic", "t"]
     )
     assert res.exit_code == 1 and "at most one" in res.output
+    nowhere = tmp_path / "no" / "such" / "dir.jsonl"
+    res = CliRunner().invoke(run, [str(user), "--stdin", "--dead-letters", str(nowhere)], input=b"x\n")
+    assert res.exit_code == 1
+    assert res.output.strip().splitlines() == [f"Error: --dead-letters {nowhere}: No such file or directory"]
 
 
 def test_run_keeps_the_pipeline_files_own_dead_letter_handler(tmp_path: Path) -> None:
